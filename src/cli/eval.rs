@@ -1,0 +1,41 @@
+//! `nsgf eval ...`: evaluation metrics.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Exact 2-Wasserstein distance between two point clouds (uniform weights, squared
+    /// Euclidean cost), as POT's `sqrt(ot.emd2(...))`.
+    W2(W2Args),
+}
+
+#[derive(Args, Debug)]
+pub struct W2Args {
+    /// First point cloud, `.npy` of shape (n, d), float32 or float64.
+    a: PathBuf,
+    /// Second point cloud, `.npy` of shape (m, d).
+    b: PathBuf,
+    /// Print `{"w2": value}` instead of the bare number.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: EvalCommand) -> Result<()> {
+    match cmd {
+        EvalCommand::W2(args) => w2(args),
+    }
+}
+
+fn w2(args: W2Args) -> Result<()> {
+    let a = nsgf::io::npy::read_points(&args.a)?;
+    let b = nsgf::io::npy::read_points(&args.b)?;
+    let w2 = nsgf::ot::emd::w2(&a, &b)?;
+    if args.json {
+        println!("{}", serde_json::json!({ "w2": w2 }));
+    } else {
+        println!("{w2}");
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! Command-line interface: argument parsing and dispatch. Each command group lives in its own
+//! file; the numerical work lives in the library.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod eval;
+mod ot;
+
+/// Neural Sinkhorn Gradient Flow: train, sample and evaluate Sinkhorn-gradient-flow generative models.
+#[derive(Parser, Debug)]
+#[command(name = "nsgf", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Optimal-transport tools (Sinkhorn potentials, divergence, gradient-flow velocity).
+    #[command(subcommand)]
+    Ot(ot::OtCommand),
+    /// Evaluation metrics (exact W2, ...).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+}
+
+/// Parses the arguments, runs the command, prints any error and returns the exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Ot(cmd) => ot::run(cmd),
+        Command::Eval(cmd) => eval::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! See the crate docs for this layer's role.
