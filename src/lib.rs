@@ -14,6 +14,7 @@
 //! [`io`], [`error`] and [`backend`] are shared utilities usable from every layer.
 
 pub mod backend;
+pub mod convert;
 pub mod error;
 pub mod io;
 

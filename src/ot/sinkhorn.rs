@@ -1,0 +1,417 @@
+//! Debiased log-domain Sinkhorn with ε-scaling (GeomLoss-compatible), the entropic potentials
+//! and the Sinkhorn divergence (paper Sec. 3.2, eq. 1–4; Feydy et al. 2019).
+//!
+//! For weighted point clouds `α = Σ a_i δ_{x_i}`, `β = Σ b_j δ_{y_j}` and the cost
+//! `C(x, y) = |x − y|²/2`, the entropic OT problem `OT_ε(α, β)` has dual potentials `(f, g)`
+//! solving the fixed-point equations (written with the softmin of [`super::softmin`])
+//!
+//! ```text
+//! f = softmin(ε, C_xy, log b + g/ε),     g = softmin(ε, C_yx, log a + f/ε),
+//! OT_ε(α, β) = ⟨a, f⟩ + ⟨b, g⟩,
+//! S_ε(α, β)  = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β)                 (Sinkhorn divergence)
+//!            = ⟨a, f_xy − f_xx⟩ + ⟨b, g_xy − g_yy⟩,
+//! ```
+//!
+//! where `f_xx` (`g_yy`) is the symmetric potential of `OT_ε(α, α)` (`OT_ε(β, β)`).
+//!
+//! The solver follows GeomLoss' `sinkhorn_loop` (tensorized backend) exactly, so that its
+//! outputs match GeomLoss to rounding:
+//!
+//! * ε-schedule: `D` = diagonal of the joint bounding box of both clouds,
+//!   `[D^p] ++ [exp(e) for e in arange(p ln D, p ln blur, p ln scaling)] ++ [blur^p]`, p = 2;
+//! * initialisation with the softmin of zero duals at the first ε;
+//! * one *symmetric, averaged* update of the four potentials per ε (`f ← (f + T(g))/2`, ...);
+//! * a last *extrapolation* step at `ε = blur²` (simultaneous, non-averaged updates).
+//!
+//! Optionally ([`SinkhornConfig::tol`]) the averaged iteration continues at the final ε until
+//! the largest change of a potential falls below `tol` (or `max_iter` is reached): a converged
+//! fixed-ε solve. With [`SinkhornConfig::anneal`] off, the schedule is the single value `blur²`.
+
+use super::cost::half_sq_cost;
+use super::softmin::{Softmin, Tensorized};
+use crate::convert::{ensure_finite_tensor, to_f64_vec};
+use crate::error::{NsgfError, Result};
+use burn::tensor::{backend::Backend, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Hyper-parameters of the Sinkhorn solver (names as in GeomLoss' `SamplesLoss`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkhornConfig {
+    /// Target blur `σ`: the final temperature is `ε = σ²` (units of the data).
+    pub blur: f64,
+    /// ε-scaling ratio in (0, 1): ε decreases by `scaling²` per iteration.
+    pub scaling: f64,
+    /// Debiased (Sinkhorn divergence, self-transport terms) or raw entropic OT.
+    pub debias: bool,
+    /// Anneal ε from the data diameter (GeomLoss) or start directly at `blur²`.
+    pub anneal: bool,
+    /// If set, keep iterating at the final ε until the largest potential change is below `tol`.
+    pub tol: Option<f64>,
+    /// Cap on the total number of averaged updates (schedule plus convergence phase).
+    pub max_iter: usize,
+}
+
+impl Default for SinkhornConfig {
+    fn default() -> Self {
+        Self {
+            blur: 0.05,
+            scaling: 0.5,
+            debias: true,
+            anneal: true,
+            tol: None,
+            max_iter: 10_000,
+        }
+    }
+}
+
+impl SinkhornConfig {
+    /// GeomLoss defaults with the given blur and scaling.
+    pub fn new(blur: f64, scaling: f64) -> Self {
+        Self {
+            blur,
+            scaling,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the ranges: `blur > 0`, `0 < scaling < 1`, `tol > 0`, `max_iter ≥ 1`.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.blur.is_finite() && self.blur > 0.0) {
+            return Err(NsgfError::Param(format!("blur must be > 0, got {}", self.blur)));
+        }
+        if !(self.scaling > 0.0 && self.scaling < 1.0) {
+            return Err(NsgfError::Param(format!(
+                "scaling must lie in (0, 1), got {}",
+                self.scaling
+            )));
+        }
+        if let Some(tol) = self.tol {
+            if !(tol.is_finite() && tol > 0.0) {
+                return Err(NsgfError::Param(format!("tol must be > 0, got {tol}")));
+            }
+        }
+        if self.max_iter == 0 {
+            return Err(NsgfError::Param("max_iter must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The ε-schedule for a problem of the given diameter (GeomLoss `epsilon_schedule`, p = 2).
+    pub fn eps_schedule(&self, diameter: f64) -> Vec<f64> {
+        let p = 2.0;
+        let last = self.blur.powf(p);
+        if !self.anneal {
+            return vec![last];
+        }
+        let mut list = vec![diameter.powf(p)];
+        // numpy.arange(start, stop, step): ceil((stop - start) / step) values start + k·step.
+        let (start, stop, step) = (p * diameter.ln(), p * self.blur.ln(), p * self.scaling.ln());
+        let count = ((stop - start) / step).ceil();
+        if count.is_finite() && count > 0.0 {
+            list.extend((0..count as usize).map(|k| (start + k as f64 * step).exp()));
+        }
+        list.push(last);
+        list
+    }
+}
+
+/// The four dual potentials of a debiased problem (self terms absent when not debiased).
+#[derive(Clone, Debug)]
+pub struct Duals<B: Backend> {
+    /// `f_xy: (n,)`, potential on `x` of `OT_ε(α, β)`.
+    pub f_xy: Tensor<B, 1>,
+    /// `g_xy: (m,)`, potential on `y` of `OT_ε(α, β)`.
+    pub g_xy: Tensor<B, 1>,
+    /// `f_xx: (n,)`, symmetric potential of `OT_ε(α, α)`.
+    pub f_xx: Option<Tensor<B, 1>>,
+    /// `g_yy: (m,)`, symmetric potential of `OT_ε(β, β)`.
+    pub g_yy: Option<Tensor<B, 1>>,
+}
+
+/// A discrete OT problem between weighted point clouds, with its cost matrices computed once.
+#[derive(Clone, Debug)]
+pub struct OtProblem<B: Backend> {
+    /// Source points `x: (n, d)` (the moving particles).
+    pub x: Tensor<B, 2>,
+    /// Target points `y: (m, d)`.
+    pub y: Tensor<B, 2>,
+    /// `log a: (n,)`.
+    pub a_log: Tensor<B, 1>,
+    /// `log b: (m,)`.
+    pub b_log: Tensor<B, 1>,
+}
+
+impl<B: Backend> OtProblem<B> {
+    /// Uniform weights `a_i = 1/n`, `b_j = 1/m`. Errors on empty clouds, mismatched dimensions
+    /// and non-finite coordinates.
+    pub fn uniform(x: Tensor<B, 2>, y: Tensor<B, 2>) -> Result<Self> {
+        let ([n, d], [m, dy]) = (x.dims(), y.dims());
+        if n == 0 || m == 0 {
+            return Err(NsgfError::Shape(format!(
+                "empty point cloud (x has {n} points, y has {m})"
+            )));
+        }
+        if d != dy {
+            return Err(NsgfError::Shape(format!(
+                "x has dimension {d} but y has dimension {dy}"
+            )));
+        }
+        ensure_finite_tensor(&x, "x")?;
+        ensure_finite_tensor(&y, "y")?;
+        let dev = x.device();
+        let dtype = x.dtype();
+        let a_log = Tensor::full([n], -(n as f64).ln(), (&dev, dtype));
+        let b_log = Tensor::full([m], -(m as f64).ln(), (&dev, dtype));
+        Ok(Self { x, y, a_log, b_log })
+    }
+
+    /// Arbitrary positive weights (normalised to sum 1). Errors on non-positive or
+    /// non-finite weights and wrong lengths.
+    pub fn weighted(x: Tensor<B, 2>, y: Tensor<B, 2>, a: Tensor<B, 1>, b: Tensor<B, 1>) -> Result<Self> {
+        let mut p = Self::uniform(x, y)?;
+        let log_normalised = |w: Tensor<B, 1>, len: usize, name: &str| -> Result<Tensor<B, 1>> {
+            if w.dims()[0] != len {
+                return Err(NsgfError::Shape(format!(
+                    "weights {name} have length {} but the cloud has {len} points",
+                    w.dims()[0]
+                )));
+            }
+            let v = to_f64_vec(w.clone())?;
+            if v.iter().any(|&wi| !(wi.is_finite() && wi > 0.0)) {
+                return Err(NsgfError::Param(format!(
+                    "weights {name} must be finite and > 0"
+                )));
+            }
+            let total: f64 = v.iter().sum();
+            Ok(w.div_scalar(total).log())
+        };
+        p.a_log = log_normalised(a, p.x.dims()[0], "a")?;
+        p.b_log = log_normalised(b, p.y.dims()[0], "b")?;
+        Ok(p)
+    }
+
+    /// `D = |max(x, y) − min(x, y)|₂`, coordinate-wise extrema over both clouds.
+    pub fn diameter(&self) -> Result<f64> {
+        let both = Tensor::cat(vec![self.x.clone(), self.y.clone()], 0);
+        let hi = to_f64_vec(both.clone().max_dim(0))?;
+        let lo = to_f64_vec(both.min_dim(0))?;
+        Ok(hi.iter().zip(&lo).map(|(h, l)| (h - l).powi(2)).sum::<f64>().sqrt())
+    }
+
+    /// Solves the problem with the tensorized softmin (see the module docs).
+    pub fn solve(&self, cfg: &SinkhornConfig) -> Result<SinkhornSolution<B>> {
+        cfg.validate()?;
+        let costs = Costs {
+            xy: half_sq_cost(&self.x, &self.y),
+            yx: None,
+            xx: cfg.debias.then(|| half_sq_cost(&self.x, &self.x)),
+            yy: cfg.debias.then(|| half_sq_cost(&self.y, &self.y)),
+        };
+        let costs = Costs {
+            yx: Some(costs.xy.clone().transpose()),
+            ..costs
+        };
+        let eps_list = cfg.eps_schedule(self.diameter()?);
+        let out = sinkhorn_loop(&Tensorized, self, &costs, &eps_list, cfg)?;
+        Ok(SinkhornSolution {
+            problem: self.clone(),
+            c_xy: costs.xy,
+            c_xx: costs.xx,
+            eps: *eps_list.last().unwrap_or(&(cfg.blur * cfg.blur)),
+            eps_list,
+            iterations: out.iterations,
+            last_change: out.last_change,
+            duals: out.duals,
+            loop_duals: out.loop_duals,
+        })
+    }
+}
+
+/// Cost representations handed to a softmin kernel.
+pub struct Costs<C> {
+    /// `C(x, y)`.
+    pub xy: C,
+    /// `C(y, x)` (the transpose; computed by the caller when its kernel needs it).
+    pub yx: Option<C>,
+    /// `C(x, x)` (debiased only).
+    pub xx: Option<C>,
+    /// `C(y, y)` (debiased only).
+    pub yy: Option<C>,
+}
+
+/// What the loop returns.
+pub struct LoopOutput<B: Backend> {
+    /// Potentials after the final extrapolation step.
+    pub duals: Duals<B>,
+    /// Potentials before it (the values the velocity and gradients are taken at).
+    pub loop_duals: Duals<B>,
+    /// Number of averaged updates.
+    pub iterations: usize,
+    /// Largest change of a potential in the last averaged update.
+    pub last_change: f64,
+}
+
+/// The Sinkhorn loop, written once for any softmin kernel (GeomLoss `sinkhorn_loop`).
+///
+/// `eps_list` is the ε-schedule; see the module docs for the updates.
+pub fn sinkhorn_loop<B: Backend, K: Softmin<B>>(
+    kernel: &K,
+    problem: &OtProblem<B>,
+    costs: &Costs<K::Cost>,
+    eps_list: &[f64],
+    cfg: &SinkhornConfig,
+) -> Result<LoopOutput<B>> {
+    let (a_log, b_log) = (&problem.a_log, &problem.b_log);
+    let c_yx = costs
+        .yx
+        .as_ref()
+        .ok_or_else(|| NsgfError::Other("sinkhorn_loop needs C(y, x)".into()))?;
+    let self_costs = match (&costs.xx, &costs.yy) {
+        (Some(xx), Some(yy)) if cfg.debias => Some((xx, yy)),
+        _ if cfg.debias => {
+            return Err(NsgfError::Other("a debiased solve needs C(x, x) and C(y, y)".into()))
+        }
+        _ => None,
+    };
+    let t = |eps: f64, c: &K::Cost, logw: &Tensor<B, 1>, dual: &Tensor<B, 1>| {
+        kernel.softmin(eps, c, logw.clone() + dual.clone().div_scalar(eps))
+    };
+
+    let eps0 = eps_list[0];
+    let mut g_ab = kernel.softmin(eps0, c_yx, a_log.clone());
+    let mut f_ba = kernel.softmin(eps0, &costs.xy, b_log.clone());
+    let mut selfs = self_costs.map(|(xx, yy)| {
+        (
+            kernel.softmin(eps0, xx, a_log.clone()),
+            kernel.softmin(eps0, yy, b_log.clone()),
+        )
+    });
+
+    let mut iterations = 0usize;
+    let mut last_change = f64::INFINITY;
+    let converge_steps = if cfg.tol.is_some() {
+        cfg.max_iter.saturating_sub(eps_list.len())
+    } else {
+        0
+    };
+    let final_eps = *eps_list.last().unwrap_or(&eps0);
+    let schedule = eps_list
+        .iter()
+        .copied()
+        .take(cfg.max_iter)
+        .chain(std::iter::repeat_n(final_eps, converge_steps));
+    for (k, eps) in schedule.enumerate() {
+        let ft_ba = t(eps, &costs.xy, b_log, &g_ab);
+        let gt_ab = t(eps, c_yx, a_log, &f_ba);
+        let new_f = (f_ba.clone() + ft_ba).mul_scalar(0.5);
+        let new_g = (g_ab.clone() + gt_ab).mul_scalar(0.5);
+        let in_convergence_phase = k + 1 >= eps_list.len() && cfg.tol.is_some();
+        let mut change = None;
+        if in_convergence_phase {
+            change = Some(max_abs_diff(&new_f, &f_ba)?.max(max_abs_diff(&new_g, &g_ab)?));
+        }
+        f_ba = new_f;
+        g_ab = new_g;
+        if let (Some((xx, yy)), Some((f_aa, g_bb))) = (self_costs, selfs.as_mut()) {
+            let ft_aa = t(eps, xx, a_log, f_aa);
+            let gt_bb = t(eps, yy, b_log, g_bb);
+            let new_faa = (f_aa.clone() + ft_aa).mul_scalar(0.5);
+            let new_gbb = (g_bb.clone() + gt_bb).mul_scalar(0.5);
+            if let Some(c) = change.as_mut() {
+                *c = c
+                    .max(max_abs_diff(&new_faa, f_aa)?)
+                    .max(max_abs_diff(&new_gbb, g_bb)?);
+            }
+            *f_aa = new_faa;
+            *g_bb = new_gbb;
+        }
+        iterations += 1;
+        if let Some(c) = change {
+            last_change = c;
+            if !c.is_finite() {
+                return Err(NsgfError::NonFinite(format!(
+                    "Sinkhorn potentials became non-finite at iteration {iterations} (eps = {eps})"
+                )));
+            }
+            if cfg.tol.is_some_and(|tol| c < tol) {
+                break;
+            }
+        }
+    }
+
+    // Final extrapolation at the last ε (simultaneous updates from the loop values).
+    let eps = final_eps;
+    let loop_duals = Duals {
+        f_xy: f_ba.clone(),
+        g_xy: g_ab.clone(),
+        f_xx: selfs.as_ref().map(|s| s.0.clone()),
+        g_yy: selfs.as_ref().map(|s| s.1.clone()),
+    };
+    let duals = Duals {
+        f_xy: t(eps, &costs.xy, b_log, &g_ab),
+        g_xy: t(eps, c_yx, a_log, &f_ba),
+        f_xx: self_costs
+            .zip(selfs.as_ref())
+            .map(|((xx, _), (f_aa, _))| t(eps, xx, a_log, f_aa)),
+        g_yy: self_costs
+            .zip(selfs.as_ref())
+            .map(|((_, yy), (_, g_bb))| t(eps, yy, b_log, g_bb)),
+    };
+    ensure_finite_tensor(&duals.f_xy, "Sinkhorn potential f")?;
+    ensure_finite_tensor(&duals.g_xy, "Sinkhorn potential g")?;
+    Ok(LoopOutput {
+        duals,
+        loop_duals,
+        iterations,
+        last_change,
+    })
+}
+
+fn max_abs_diff<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> Result<f64> {
+    Ok(to_f64_vec((a.clone() - b.clone()).abs().max())?[0])
+}
+
+/// A solved problem: potentials, the schedule used, and what the velocity needs.
+#[derive(Clone, Debug)]
+pub struct SinkhornSolution<B: Backend> {
+    /// The problem that was solved.
+    pub problem: OtProblem<B>,
+    /// `C(x, y): (n, m)`.
+    pub c_xy: Tensor<B, 2>,
+    /// `C(x, x): (n, n)` when debiased.
+    pub c_xx: Option<Tensor<B, 2>>,
+    /// Final temperature `ε = blur²`.
+    pub eps: f64,
+    /// The ε-schedule that was run.
+    pub eps_list: Vec<f64>,
+    /// Number of averaged updates performed.
+    pub iterations: usize,
+    /// Largest potential change in the last update of the convergence phase (∞ without `tol`).
+    pub last_change: f64,
+    /// Potentials after the final extrapolation (GeomLoss' returned potentials).
+    pub duals: Duals<B>,
+    /// Potentials before the extrapolation.
+    pub loop_duals: Duals<B>,
+}
+
+impl<B: Backend> SinkhornSolution<B> {
+    /// The loss: `S_ε = ⟨a, f_xy − f_xx⟩ + ⟨b, g_xy − g_yy⟩` when debiased,
+    /// `OT_ε = ⟨a, f_xy⟩ + ⟨b, g_xy⟩` otherwise.
+    pub fn loss(&self) -> Result<f64> {
+        let (f, g) = self.potentials();
+        let a = self.problem.a_log.clone().exp();
+        let b = self.problem.b_log.clone().exp();
+        Ok(to_f64_vec((a * f).sum() + (b * g).sum())?[0])
+    }
+
+    /// GeomLoss' returned potentials: `(F, G) = (f_xy − f_xx, g_xy − g_yy)` when debiased,
+    /// `(f_xy, g_xy)` otherwise.
+    pub fn potentials(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let d = &self.duals;
+        match (&d.f_xx, &d.g_yy) {
+            (Some(fxx), Some(gyy)) => (d.f_xy.clone() - fxx.clone(), d.g_xy.clone() - gyy.clone()),
+            _ => (d.f_xy.clone(), d.g_xy.clone()),
+        }
+    }
+}
