@@ -1,1 +1,5 @@
-//! See the crate docs for this layer's role.
+//! Neural networks.
+//!
+//! * [`mlp`] — the time-conditioned MLP velocity field of the 2-D experiments (paper E.1).
+
+pub mod mlp;

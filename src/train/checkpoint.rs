@@ -1,0 +1,103 @@
+//! Checkpoints of a run directory, written atomically (temporary file + rename):
+//!
+//! * `config.toml` — the run's config;
+//! * `model.safetensors` — the network weights (burn-store safetensors layout);
+//! * `optim.mpk` — the Adam state (burn's named MessagePack record), for resuming;
+//! * `state.json` — `{"step": k}`, the number of completed gradient steps.
+//!
+//! Loading checks every piece and names the file that is missing or corrupt.
+
+use crate::error::{NsgfError, Result};
+use crate::io::npy::write_atomic;
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Progress saved with a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Completed gradient steps.
+    pub step: usize,
+}
+
+/// File names inside a run directory.
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIM_FILE: &str = "optim.mpk";
+pub const STATE_FILE: &str = "state.json";
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Serialises a module's weights to safetensors bytes.
+pub fn module_to_bytes<B: Backend, M: Module<B> + ModuleSnapshot<B>>(model: &M) -> Result<Vec<u8>> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| NsgfError::Other(format!("saving weights: {e:?}")))?;
+    store
+        .get_bytes()
+        .map_err(|e| NsgfError::Other(format!("saving weights: {e:?}")))
+}
+
+/// Loads weights into `model` from a safetensors file written by [`save_model`].
+pub fn load_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(mut model: M, path: &Path) -> Result<M> {
+    let bytes = std::fs::read(path).map_err(|e| NsgfError::io(path, e))?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| NsgfError::format(path, format!("corrupt or incompatible checkpoint: {e:?}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(NsgfError::format(
+            path,
+            format!(
+                "checkpoint does not fit the model (missing: {:?}, errors: {:?})",
+                result.missing, result.errors
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// Writes the model weights atomically.
+pub fn save_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(model: &M, path: &Path) -> Result<()> {
+    write_atomic(path, &module_to_bytes(model)?)
+}
+
+/// Writes model, optimizer state and progress into `dir` (each file atomically; the state
+/// file, written last, marks the checkpoint complete).
+pub fn save_checkpoint<B, M, O>(dir: &Path, model: &M, optim: &O, state: &TrainState) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: burn::module::AutodiffModule<B> + ModuleSnapshot<B>,
+    O: Optimizer<M, B>,
+{
+    save_model(model, &dir.join(MODEL_FILE))?;
+    let bytes = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+        .record(optim.to_record(), ())
+        .map_err(|e| NsgfError::Other(format!("saving optimizer state: {e}")))?;
+    write_atomic(&dir.join(OPTIM_FILE), &bytes)?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| NsgfError::Other(e.to_string()))?;
+    write_atomic(&dir.join(STATE_FILE), &json)
+}
+
+/// Loads model, optimizer state and progress from `dir`.
+pub fn load_checkpoint<B, M, O>(dir: &Path, model: M, optim: O, device: &B::Device) -> Result<(M, O, TrainState)>
+where
+    B: AutodiffBackend,
+    M: burn::module::AutodiffModule<B> + ModuleSnapshot<B>,
+    O: Optimizer<M, B>,
+{
+    let state_path = dir.join(STATE_FILE);
+    let text = std::fs::read(&state_path).map_err(|e| NsgfError::io(&state_path, e))?;
+    let state: TrainState = serde_json::from_slice(&text)
+        .map_err(|e| NsgfError::format(&state_path, format!("corrupt state file: {e}")))?;
+    let model = load_model(model, &dir.join(MODEL_FILE))?;
+    let optim_path = dir.join(OPTIM_FILE);
+    let bytes = std::fs::read(&optim_path).map_err(|e| NsgfError::io(&optim_path, e))?;
+    let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+        .load(bytes, device)
+        .map_err(|e| NsgfError::format(&optim_path, format!("corrupt optimizer state: {e}")))?;
+    Ok((model, optim.load_record(record), state))
+}

@@ -1,0 +1,168 @@
+//! The TOML configuration of a 2-D NSGF run (one file per problem under `configs/`).
+//! Unknown fields are rejected with the field's name.
+
+use crate::data::toy2d::Problem;
+use crate::error::{NsgfError, Result};
+use crate::flows::nsgf::NsgfConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Trajectory-pool settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Minibatch flows stored in the pool (each contributes `T · batch` samples).
+    pub batches: usize,
+    /// Every this many training steps, replace `refresh_batches` flows with new ones (0: never).
+    pub refresh_every: usize,
+    /// Flows replaced at each refresh.
+    pub refresh_batches: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            batches: 100,
+            refresh_every: 0,
+            refresh_batches: 10,
+        }
+    }
+}
+
+/// Velocity-matching optimisation settings (Adam, β = (0.9, 0.999), no weight decay).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Gradient steps.
+    pub steps: usize,
+    /// Minibatch size drawn from the pool.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            steps: 20_000,
+            batch: 256,
+            lr: 1e-3,
+            checkpoint_every: 2_000,
+        }
+    }
+}
+
+/// MLP size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub hidden: usize,
+    pub layers: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 256,
+            layers: 3,
+        }
+    }
+}
+
+/// A whole 2-D NSGF run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToyConfig {
+    /// The 2-D problem (8gaussians, 8gaussians-moons, moons, scurve, checkerboard).
+    pub problem: Problem,
+    /// Seed of every random draw (pool, minibatches, initialisation).
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub nsgf: NsgfConfig,
+    #[serde(default)]
+    pub pool: PoolConfig,
+    #[serde(default)]
+    pub train: OptimConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+}
+
+impl ToyConfig {
+    /// Parses TOML text; `origin` names the source in error messages.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: Self =
+            toml::from_str(text).map_err(|e| NsgfError::format(origin, format!("invalid config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+    /// TOML text of this config.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))
+    }
+    /// Range checks of every field.
+    pub fn validate(&self) -> Result<()> {
+        self.nsgf.validate()?;
+        let positive = |v: usize, name: &str| {
+            if v == 0 {
+                Err(NsgfError::Param(format!("{name} must be at least 1")))
+            } else {
+                Ok(())
+            }
+        };
+        positive(self.pool.batches, "pool.batches")?;
+        positive(self.train.steps, "train.steps")?;
+        positive(self.train.batch, "train.batch")?;
+        positive(self.model.hidden, "model.hidden")?;
+        positive(self.model.layers, "model.layers")?;
+        if self.pool.refresh_every > 0 {
+            positive(self.pool.refresh_batches, "pool.refresh_batches")?;
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return Err(NsgfError::Param(format!("train.lr must be > 0, got {}", self.train.lr)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ToyConfig> {
+        ToyConfig::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn defaults_and_round_trip() {
+        let cfg = parse("problem = \"moons\"").unwrap();
+        assert_eq!(cfg.nsgf.steps, 10);
+        assert_eq!(cfg.train.batch, 256);
+        assert_eq!(parse(&cfg.to_toml().unwrap()).unwrap(), cfg);
+    }
+
+    #[test]
+    fn bad_configs_are_clear_errors() {
+        let e = parse("problem = \"spirals\"").unwrap_err().to_string();
+        assert!(e.contains("spirals") && e.contains("checkerboard"), "{e}");
+        let e = parse("problem = \"moons\"\nlerning_rate = 1").unwrap_err().to_string();
+        assert!(e.contains("lerning_rate"), "{e}");
+        let e = parse("problem = \"moons\"\n[nsgf]\neta = 0.0").unwrap_err().to_string();
+        assert!(e.contains("eta"), "{e}");
+        let e = parse("problem = \"moons\"\n[nsgf]\nsteps = 0").unwrap_err().to_string();
+        assert!(e.contains("steps"), "{e}");
+        let e = parse("problem = \"moons\"\n[nsgf]\nbatch = 0").unwrap_err().to_string();
+        assert!(e.contains("batch"), "{e}");
+        let e = parse("problem = \"moons\"\n[train]\nbatch = 0").unwrap_err().to_string();
+        assert!(e.contains("train.batch"), "{e}");
+        let e = parse("problem = \"moons\"\n[nsgf.sinkhorn]\nblur = -1.0").unwrap_err().to_string();
+        assert!(e.contains("blur"), "{e}");
+    }
+}
