@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod eval;
 mod ot;
+mod train;
 
 /// Neural Sinkhorn Gradient Flow: train, sample and evaluate Sinkhorn-gradient-flow generative models.
 #[derive(Parser, Debug)]
@@ -23,6 +24,10 @@ enum Command {
     /// Evaluation metrics (exact W2, ...).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Train NSGF on a 2-D problem (Algorithm 1).
+    Train(train::TrainArgs),
+    /// Sample from a trained run (Algorithm 2).
+    Sample(train::SampleArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error and returns the exit code.
@@ -38,6 +43,8 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Ot(cmd) => ot::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Train(args) => train::train(args),
+        Command::Sample(args) => train::sample(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,215 @@
+//! NSGF on the 2-D problems, end to end: Algorithm 1 (trajectory pool + velocity-field
+//! matching, eq. 12) and Algorithm 2 (sampling with an ODE solver).
+
+use super::checkpoint::{self, TrainState, CONFIG_FILE, MODEL_FILE};
+use super::config::ToyConfig;
+use crate::convert::rows_to_tensor;
+use crate::data::toy2d::Distribution;
+use crate::error::{NsgfError, Result};
+use crate::flows::nsgf::fill_pool;
+use crate::flows::pool::TrajectoryPool;
+use crate::flows::samplers::{integrate, Solver};
+use crate::io::npy::write_atomic;
+use crate::models::mlp::{MlpConfig, VelocityMlp};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use std::path::Path;
+use std::time::Instant;
+
+/// Summary of a training run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainReport {
+    /// Gradient steps completed (in total, including resumed ones).
+    pub steps: usize,
+    /// Final training loss (mean squared error per coordinate, last 100 steps).
+    pub final_loss: f64,
+    /// Samples in the trajectory pool and its memory.
+    pub pool_samples: usize,
+    pub pool_bytes: usize,
+    /// Seconds spent building the pool and training.
+    pub pool_seconds: f64,
+    pub train_seconds: f64,
+}
+
+fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Draws an `(n, 2)` tensor from a 2-D distribution.
+pub fn sample_tensor<B: Backend>(dist: Distribution, n: usize, rng: &mut rand::rngs::StdRng, dev: &B::Device) -> Tensor<B, 2> {
+    rows_to_tensor(dist.sample(n, rng), n, 2, dev)
+}
+
+/// Algorithm 1: builds the trajectory pool from minibatch Sinkhorn flows, then fits the MLP
+/// velocity field by regression on the pool (eq. 12) with Adam. Writes checkpoints into
+/// `run_dir` (atomically) and resumes from one there when `resume` is set.
+pub fn train<B: AutodiffBackend>(
+    cfg: &ToyConfig,
+    run_dir: &Path,
+    device: &B::Device,
+    resume: bool,
+    show_progress: bool,
+) -> Result<TrainReport> {
+    cfg.validate()?;
+    std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
+    write_atomic(&run_dir.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
+    B::seed(device, cfg.seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let (source, target) = (cfg.problem.source(), cfg.problem.target());
+
+    // Pool (a pure function of the seed, so a resumed run rebuilds the same pool).
+    let t0 = Instant::now();
+    let capacity = cfg.pool.batches * cfg.nsgf.steps * cfg.nsgf.batch;
+    let mut pool = TrajectoryPool::new(2, capacity)?;
+    let pb = bar(cfg.pool.batches as u64, show_progress, "pool  {bar:30} {pos}/{len} flows {elapsed_precise} eta {eta}");
+    // The inner (non-autodiff) backend builds the pool; same physical device (the default one).
+    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+    fill_pool::<B::InnerBackend>(
+        &mut pool,
+        &cfg.nsgf,
+        cfg.pool.batches,
+        |n| {
+            (
+                sample_tensor(source, n, &mut rng, &inner),
+                sample_tensor(target, n, &mut rng, &inner),
+            )
+        },
+        |b| pb.set_position(b as u64),
+    )?;
+    pb.finish_and_clear();
+    let pool_seconds = t0.elapsed().as_secs_f64();
+    tracing::info!(samples = pool.len(), bytes = pool.memory_bytes(), seconds = pool_seconds, "trajectory pool built");
+
+    // Model and optimizer (or the checkpoint's).
+    let mut model: VelocityMlp<B> = MlpConfig::new(2)
+        .with_hidden(cfg.model.hidden)
+        .with_layers(cfg.model.layers)
+        .init(device);
+    let mut optim = AdamConfig::new().init::<B, VelocityMlp<B>>();
+    let mut step = 0;
+    if resume && run_dir.join(checkpoint::STATE_FILE).exists() {
+        let (m, o, state) = checkpoint::load_checkpoint(run_dir, model, optim, device)?;
+        model = m;
+        optim = o;
+        step = state.step;
+        tracing::info!(step, "resumed");
+    }
+
+    let t1 = Instant::now();
+    let pb = bar(
+        cfg.train.steps as u64,
+        show_progress,
+        "train {bar:30} {pos}/{len} loss {msg} {per_sec} eta {eta}",
+    );
+    pb.set_position(step as u64);
+    let mut recent = std::collections::VecDeque::with_capacity(100);
+    while step < cfg.train.steps {
+        if cfg.pool.refresh_every > 0 && step > 0 && step % cfg.pool.refresh_every == 0 {
+            fill_pool::<B::InnerBackend>(
+                &mut pool,
+                &cfg.nsgf,
+                cfg.pool.refresh_batches,
+                |n| {
+                    (
+                        sample_tensor(source, n, &mut rng, &inner),
+                        sample_tensor(target, n, &mut rng, &inner),
+                    )
+                },
+                |_| {},
+            )?;
+        }
+        let batch = pool.sample(cfg.train.batch, &mut rng)?;
+        let b = cfg.train.batch;
+        let x = rows_to_tensor::<B>(batch.x, b, 2, device);
+        let tau = rows_to_tensor::<B>(batch.tau, b, 1, device);
+        let u = rows_to_tensor::<B>(batch.u, b, 2, device);
+        // Eq. 12: ‖u_θ(x_τ, τ) − u_τ‖², averaged over the batch and coordinates.
+        let loss = (model.forward(x, tau) - u).powi_scalar(2).mean();
+        let loss_value = crate::convert::to_f64_vec(loss.clone())?[0];
+        if !loss_value.is_finite() {
+            return Err(NsgfError::NonFinite(format!(
+                "training loss became {loss_value} at step {step}; lower train.lr or check the data"
+            )));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(cfg.train.lr, model, grads);
+        step += 1;
+        if recent.len() == 100 {
+            recent.pop_front();
+        }
+        recent.push_back(loss_value);
+        if step % 50 == 0 {
+            pb.set_message(format!("{loss_value:.4}"));
+        }
+        pb.set_position(step as u64);
+        if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 {
+            checkpoint::save_checkpoint(run_dir, &model, &optim, &TrainState { step })?;
+        }
+    }
+    pb.finish_and_clear();
+    checkpoint::save_checkpoint(run_dir, &model, &optim, &TrainState { step })?;
+    Ok(TrainReport {
+        steps: step,
+        final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+        pool_samples: pool.len(),
+        pool_bytes: pool.memory_bytes(),
+        pool_seconds,
+        train_seconds: t1.elapsed().as_secs_f64(),
+    })
+}
+
+/// A trained run loaded for sampling.
+pub struct TrainedRun<B: Backend> {
+    pub config: ToyConfig,
+    pub model: VelocityMlp<B>,
+}
+
+/// Loads `config.toml` and `model.safetensors` from a run directory.
+pub fn load_run<B: Backend>(run_dir: &Path, device: &B::Device) -> Result<TrainedRun<B>> {
+    let config = ToyConfig::load(&run_dir.join(CONFIG_FILE))?;
+    let model = MlpConfig::new(2)
+        .with_hidden(config.model.hidden)
+        .with_layers(config.model.layers)
+        .init::<B>(device);
+    let model = checkpoint::load_model(model, &run_dir.join(MODEL_FILE))?;
+    Ok(TrainedRun { config, model })
+}
+
+/// Algorithm 2: pushes `n` fresh source samples through the learned field with `steps`
+/// uniform steps of `solver` on `τ ∈ [0, 1]`. Returns the final samples `(n, 2)`, every
+/// intermediate state (for figures) and the NFE.
+pub fn sample<B: Backend>(
+    run: &TrainedRun<B>,
+    n: usize,
+    steps: usize,
+    solver: Solver,
+    seed: u64,
+    device: &B::Device,
+) -> Result<(Tensor<B, 2>, Vec<Tensor<B, 2>>, usize)> {
+    if n == 0 {
+        return Err(NsgfError::Param("the number of samples must be at least 1".into()));
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let x0 = sample_tensor(run.config.problem.source(), n, &mut rng, device);
+    let mut path = Vec::with_capacity(steps + 1);
+    let (x, nfe) = integrate(&run.model, x0, 0.0, 1.0, steps, solver, |_, x| path.push(x.clone()))?;
+    Ok((x, path, nfe))
+}
+
+/// The network with autodiff stripped (for sampling right after training).
+pub fn inference_model<B: AutodiffBackend>(model: &VelocityMlp<B>) -> VelocityMlp<B::InnerBackend> {
+    model.valid()
+}
