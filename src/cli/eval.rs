@@ -9,6 +9,9 @@ pub enum EvalCommand {
     /// Exact 2-Wasserstein distance between two point clouds (uniform weights, squared
     /// Euclidean cost), as POT's `sqrt(ot.emd2(...))`.
     W2(W2Args),
+    /// Evaluate a trained 2-D run: W2 to fresh test samples at several step counts, over seeds,
+    /// beside the two-sample floor and the raw Sinkhorn flow.
+    Toy(super::train::EvalToyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -25,6 +28,7 @@ pub struct W2Args {
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::W2(args) => w2(args),
+        EvalCommand::Toy(args) => super::train::eval_toy(args),
     }
 }
 

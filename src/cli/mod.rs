@@ -28,6 +28,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Sample from a trained run (Algorithm 2).
     Sample(train::SampleArgs),
+    /// Train, evaluate (W2 at 10 and 100 steps over 3 seeds) and draw the figures of one 2-D problem.
+    Run(train::RunArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error and returns the exit code.
@@ -45,6 +47,7 @@ pub fn run() -> ExitCode {
         Command::Eval(cmd) => eval::run(cmd),
         Command::Train(args) => train::train(args),
         Command::Sample(args) => train::sample(args),
+        Command::Run(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -108,3 +108,93 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     eprintln!("wrote {} samples to {} (NFE = {nfe})", args.n, args.out.display());
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct EvalToyArgs {
+    /// Run directory written by `nsgf train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Sampling steps to evaluate (uniform Euler), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10, 100])]
+    steps: Vec<usize>,
+    /// Number of seeds (fresh source, test and floor draws per seed).
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Samples per evaluation (the paper: 1024).
+    #[arg(long, default_value_t = 1024)]
+    n: usize,
+    /// Print JSON instead of the markdown table.
+    #[arg(long)]
+    json: bool,
+    /// Write results.md, results.json and the figures (paths.png, w2_curve.png) into the run directory.
+    #[arg(long)]
+    write: bool,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+pub fn eval_toy(args: EvalToyArgs) -> Result<()> {
+    use nsgf::train::toy_eval;
+    let (eval, path, target) = nsgf::with_backend!(args.device, |B, dev| {
+        let run = toy::load_run::<B>(&args.run, &dev)?;
+        let eval = toy_eval::evaluate(&run, &args.steps, args.seeds, args.n, &dev)?;
+        let first = args.steps.first().copied().unwrap_or(10);
+        let (_, path, _) = toy::sample(&run, args.n, first, Solver::Euler, 0, &dev)?;
+        let path = path.into_iter().map(to_f32_vec).collect::<nsgf::Result<Vec<_>>>()?;
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+        let target = run.config.problem.target().sample(args.n, &mut rng);
+        anyhow::Ok((eval, path, target))
+    })?;
+    let md = toy_eval::markdown(&eval);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&eval)?);
+    } else {
+        println!("{md}");
+    }
+    if args.write {
+        let dir = &args.run;
+        nsgf::io::npy::write_atomic(&dir.join("results.md"), md.as_bytes())?;
+        nsgf::io::npy::write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(&eval)?.as_bytes())?;
+        let steps = args.steps.first().copied().unwrap_or(10);
+        nsgf::metrics::plots::trajectory_plot(
+            &dir.join("paths.png"),
+            &path,
+            &target,
+            &format!("NSGF {}, {steps} Euler steps", eval.problem),
+        )?;
+        nsgf::metrics::plots::w2_curve(
+            &dir.join("w2_curve.png"),
+            &[("NSGF".to_string(), eval.w2_curve.clone())],
+            Some(eval.floor.mean),
+            &format!("{}: W2 along the flow ({steps} steps)", eval.problem),
+        )?;
+        eprintln!("wrote results.md, results.json, paths.png, w2_curve.png in {}", dir.display());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Seeds for the evaluation.
+    #[arg(long, default_value_t = 3)]
+    eval_seeds: usize,
+}
+
+/// Train, evaluate (10 and 100 steps, 3 seeds) and write the figures: the main job.
+pub fn run(args: RunArgs) -> Result<()> {
+    let out = args.train.out.clone();
+    let device = args.train.device;
+    train(args.train)?;
+    eval_toy(EvalToyArgs {
+        run: out,
+        steps: vec![10, 100],
+        seeds: args.eval_seeds,
+        n: 1024,
+        json: false,
+        write: true,
+        device,
+    })
+}

@@ -7,3 +7,4 @@
 pub mod checkpoint;
 pub mod config;
 pub mod nsgf;
+pub mod toy_eval;
