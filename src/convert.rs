@@ -10,7 +10,12 @@ pub fn points_to_tensor<B: Backend>(p: &Points, device: &B::Device, dtype: DType
 }
 
 /// Uploads row-major f32 data as an `(n, d)` tensor of the backend's default float dtype.
-pub fn rows_to_tensor<B: Backend>(data: Vec<f32>, n: usize, d: usize, device: &B::Device) -> Tensor<B, 2> {
+pub fn rows_to_tensor<B: Backend>(
+    data: Vec<f32>,
+    n: usize,
+    d: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(data, [n, d]), device)
 }
 
@@ -41,12 +46,17 @@ pub fn tensor_to_points<B: Backend>(t: Tensor<B, 2>) -> Result<Points> {
 }
 
 /// Errors when a tensor holds a NaN or an infinity; `what` names it in the message.
-pub fn ensure_finite_tensor<B: Backend, const D: usize>(t: &Tensor<B, D>, what: &str) -> Result<()> {
+pub fn ensure_finite_tensor<B: Backend, const D: usize>(
+    t: &Tensor<B, D>,
+    what: &str,
+) -> Result<()> {
     // 0·x is NaN exactly when x is NaN or ±∞, so one reduction detects both.
     let v = to_f64_vec(t.clone().mul_scalar(0.0).sum())?;
     if v.first().is_some_and(|s| *s == 0.0) {
         Ok(())
     } else {
-        Err(NsgfError::NonFinite(format!("{what} contains NaN or infinite values")))
+        Err(NsgfError::NonFinite(format!(
+            "{what} contains NaN or infinite values"
+        )))
     }
 }

@@ -48,11 +48,25 @@ fn euler_step_of_the_flow_is_x_plus_eta_v() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let x = sample_points(nsgf::data::toy2d::Distribution::Gaussian, 64, &mut rng);
     let y = sample_points(nsgf::data::toy2d::Distribution::Moons, 64, &mut rng);
-    let t = |p: &nsgf::io::Points| Tensor::<Cpu, 2>::from_data(TensorData::new(p.data.clone(), [p.n, p.d]), (&dev, DType::F64));
-    let cfg = NsgfConfig { steps: 2, eta: 0.3, batch: 64, sinkhorn: SinkhornConfig::new(0.1, 0.7) };
+    let t = |p: &nsgf::io::Points| {
+        Tensor::<Cpu, 2>::from_data(
+            TensorData::new(p.data.clone(), [p.n, p.d]),
+            (&dev, DType::F64),
+        )
+    };
+    let cfg = NsgfConfig {
+        steps: 2,
+        eta: 0.3,
+        batch: 64,
+        sinkhorn: SinkhornConfig::new(0.1, 0.7),
+    };
     let (steps, last) = minibatch_flow(t(&x), t(&y), &cfg).unwrap();
     assert_eq!(steps.len(), 2);
-    let v0 = OtProblem::uniform(t(&x), t(&y)).unwrap().solve(&cfg.sinkhorn).unwrap().velocity();
+    let v0 = OtProblem::uniform(t(&x), t(&y))
+        .unwrap()
+        .solve(&cfg.sinkhorn)
+        .unwrap()
+        .velocity();
     let x1 = to_f64_vec(t(&x) + v0.mul_scalar(0.3)).unwrap();
     assert_eq!(to_f64_vec(steps[1].x.clone()).unwrap(), x1);
     let x2 = to_f64_vec(steps[1].x.clone() + steps[1].v.clone().mul_scalar(0.3)).unwrap();
@@ -79,7 +93,10 @@ fn tiny_run_trains_samples_checkpoints_and_resumes() {
     assert_eq!(nfe, 5);
     let w_model = w2(&tensor_to_points(x.clone()).unwrap(), &test).unwrap();
     let w_source = w2(&source, &test).unwrap();
-    assert!(w_model < w_source / 3.0, "W2 model {w_model} vs source {w_source}");
+    assert!(
+        w_model < w_source / 3.0,
+        "W2 model {w_model} vs source {w_source}"
+    );
 
     // Reloading the checkpoint gives identical samples for a fixed seed.
     let again = load_run::<Cpu>(&run_dir, &dev).unwrap();

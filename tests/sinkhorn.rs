@@ -16,7 +16,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn tensor(v: &[f64], shape: [usize; 2], dtype: DType) -> Tensor<Cpu, 2> {
-    Tensor::from_data(TensorData::new(v.to_vec(), shape), (&Default::default(), dtype))
+    Tensor::from_data(
+        TensorData::new(v.to_vec(), shape),
+        (&Default::default(), dtype),
+    )
 }
 
 struct Geometry {
@@ -29,20 +32,26 @@ struct Geometry {
 impl Geometry {
     fn load(file: &str) -> Self {
         let t = read_safetensors(fixture_dir().join(file)).unwrap();
-        let (xk, yk) = if t.contains_key("x") { ("x", "y") } else { ("x_u8", "y_u8") };
+        let (xk, yk) = if t.contains_key("x") {
+            ("x", "y")
+        } else {
+            ("x_u8", "y_u8")
+        };
         let (n, d) = (t[xk].shape[0], t[xk].shape[1]);
         let m = t[yk].shape[0];
         Self { t, n, m, d }
     }
     fn x(&self) -> Vec<f64> {
-        self.t.get("x").map(|a| a.to_f64()).unwrap_or_else(|| {
-            self.t["x_u8"].to_f64().iter().map(|v| v / 255.0).collect()
-        })
+        self.t
+            .get("x")
+            .map(|a| a.to_f64())
+            .unwrap_or_else(|| self.t["x_u8"].to_f64().iter().map(|v| v / 255.0).collect())
     }
     fn y(&self) -> Vec<f64> {
-        self.t.get("y").map(|a| a.to_f64()).unwrap_or_else(|| {
-            self.t["y_u8"].to_f64().iter().map(|v| v / 255.0).collect()
-        })
+        self.t
+            .get("y")
+            .map(|a| a.to_f64())
+            .unwrap_or_else(|| self.t["y_u8"].to_f64().iter().map(|v| v / 255.0).collect())
     }
     fn get(&self, key: &str) -> Option<Vec<f64>> {
         self.t.get(key).map(|a| a.to_f64())
@@ -63,7 +72,10 @@ fn max_abs(a: &[f64]) -> f64 {
 /// max |a − b| / max(|b|_∞, floor)
 fn rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
     assert_eq!(a.len(), b.len());
-    let diff = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     diff / max_abs(b).max(floor)
 }
 
@@ -99,12 +111,19 @@ fn check_case(g: &Geometry, case: &serde_json::Value, dtype: DType) -> Option<[f
     };
     let sol = g.problem(dtype).solve(&cfg).unwrap();
     let want_eps = g.get(&format!("{prefix}.eps_list")).unwrap();
-    assert_eq!(sol.eps_list.len(), want_eps.len(), "{prefix}: schedule length");
+    assert_eq!(
+        sol.eps_list.len(),
+        want_eps.len(),
+        "{prefix}: schedule length"
+    );
     let e_sched = rel_err(&sol.eps_list, &want_eps, 1e-300);
     let (f, gg) = sol.potentials();
     let want_g = g.get(&format!("{prefix}.G")).unwrap();
-    let e_pot = rel_err(&to_f64_vec(f).unwrap(), &want_f, 1.0)
-        .max(rel_err(&to_f64_vec(gg).unwrap(), &want_g, 1.0));
+    let e_pot = rel_err(&to_f64_vec(f).unwrap(), &want_f, 1.0).max(rel_err(
+        &to_f64_vec(gg).unwrap(),
+        &want_g,
+        1.0,
+    ));
     let want_loss = case["loss"].as_f64().unwrap();
     let e_loss = (sol.loss().unwrap() - want_loss).abs() / want_loss.abs().max(1e-3);
     let want_v = g.get(&format!("{prefix}.v")).unwrap_or_else(|| {
@@ -124,7 +143,9 @@ fn geomloss_parity_float64_all_cases() {
     let mut checked = 0;
     for case in cases() {
         let file = file_for(&case);
-        let g = geoms.entry(file.clone()).or_insert_with(|| Geometry::load(&file));
+        let g = geoms
+            .entry(file.clone())
+            .or_insert_with(|| Geometry::load(&file));
         let Some(errs) = check_case(g, &case, DType::F64) else {
             continue; // 784-d cases not kept in the subset file
         };
@@ -144,7 +165,9 @@ fn geomloss_parity_float32() {
     let mut checked = 0;
     for case in cases() {
         let file = file_for(&case);
-        let g = geoms.entry(file.clone()).or_insert_with(|| Geometry::load(&file));
+        let g = geoms
+            .entry(file.clone())
+            .or_insert_with(|| Geometry::load(&file));
         let Some(errs) = check_case(g, &case, DType::F32) else {
             continue;
         };
@@ -198,17 +221,28 @@ fn converged_mode_matches_converged_references() {
             checked += 1;
             continue;
         }
-        assert!(sol.last_change < 1e-12, "{file} {prefix}: not converged ({} after {})", sol.last_change, sol.iterations);
+        assert!(
+            sol.last_change < 1e-12,
+            "{file} {prefix}: not converged ({} after {})",
+            sol.last_change,
+            sol.iterations
+        );
         let f = centred(&to_f64_vec(sol.duals.f_xy.clone()).unwrap());
         let want_f = centred(&g.get(&format!("{prefix}.f")).unwrap());
-        assert!(rel_err(&f, &want_f, 1.0) < 1e-8, "{file} {prefix}: f mod const");
+        assert!(
+            rel_err(&f, &want_f, 1.0) < 1e-8,
+            "{file} {prefix}: f mod const"
+        );
         let fxx = to_f64_vec(sol.duals.f_xx.clone().unwrap()).unwrap();
         assert!(rel_err(&fxx, &g.get(&format!("{prefix}.f_xx")).unwrap(), 1.0) < 1e-8);
         let s_ref = r["S_eps"].as_f64().unwrap();
         assert!((sol.loss().unwrap() - s_ref).abs() < 1e-9 * s_ref.abs().max(1.0));
         // Raw velocity too, where stored.
         if let Some(want) = g.get(&format!("{prefix}.v_nodebias")) {
-            let raw = SinkhornConfig { debias: false, ..cfg.clone() };
+            let raw = SinkhornConfig {
+                debias: false,
+                ..cfg.clone()
+            };
             let v = to_f64_vec(g.problem(DType::F64).solve(&raw).unwrap().velocity()).unwrap();
             assert!(rel_err(&v, &want, 1.0) < 1e-9, "{file} {prefix}: raw v");
         }
@@ -217,8 +251,16 @@ fn converged_mode_matches_converged_references() {
     assert!(checked >= 9, "{checked}");
 }
 
-fn random_cloud(rng: &mut rand::rngs::StdRng, n: usize, d: usize, scale: f64, shift: f64) -> Vec<f64> {
-    (0..n * d).map(|_| shift + scale * (rng.random::<f64>() * 2.0 - 1.0)).collect()
+fn random_cloud(
+    rng: &mut rand::rngs::StdRng,
+    n: usize,
+    d: usize,
+    scale: f64,
+    shift: f64,
+) -> Vec<f64> {
+    (0..n * d)
+        .map(|_| shift + scale * (rng.random::<f64>() * 2.0 - 1.0))
+        .collect()
 }
 
 fn seeds() -> Vec<u64> {
@@ -233,8 +275,16 @@ fn marginals_hold_at_convergence() {
         let (n, m, d) = (20, 15, 3);
         let x = random_cloud(&mut rng, n, d, 1.0, 0.0);
         let y = random_cloud(&mut rng, m, d, 0.7, 0.5);
-        let p = OtProblem::uniform(tensor(&x, [n, d], DType::F64), tensor(&y, [m, d], DType::F64)).unwrap();
-        let cfg = SinkhornConfig { blur: 0.3, tol: Some(1e-12), ..SinkhornConfig::default() };
+        let p = OtProblem::uniform(
+            tensor(&x, [n, d], DType::F64),
+            tensor(&y, [m, d], DType::F64),
+        )
+        .unwrap();
+        let cfg = SinkhornConfig {
+            blur: 0.3,
+            tol: Some(1e-12),
+            ..SinkhornConfig::default()
+        };
         let sol = p.solve(&cfg).unwrap();
         let f = to_f64_vec(sol.duals.f_xy.clone()).unwrap();
         let g = to_f64_vec(sol.duals.g_xy.clone()).unwrap();
@@ -243,11 +293,17 @@ fn marginals_hold_at_convergence() {
         let plan = |i: usize, j: usize| ((f[i] + g[j] - c[i * m + j]) / eps).exp() / (n * m) as f64;
         for i in 0..n {
             let row: f64 = (0..m).map(|j| plan(i, j)).sum();
-            assert!((row - 1.0 / n as f64).abs() < 1e-9, "seed {seed}: row {i} sums to {row}");
+            assert!(
+                (row - 1.0 / n as f64).abs() < 1e-9,
+                "seed {seed}: row {i} sums to {row}"
+            );
         }
         for j in 0..m {
             let col: f64 = (0..n).map(|i| plan(i, j)).sum();
-            assert!((col - 1.0 / m as f64).abs() < 1e-9, "seed {seed}: col {j} sums to {col}");
+            assert!(
+                (col - 1.0 / m as f64).abs() < 1e-9,
+                "seed {seed}: col {j} sums to {col}"
+            );
         }
     }
 }
@@ -259,21 +315,31 @@ fn divergence_identities() {
         let (n, m, d) = (30, 25, 2);
         let x = random_cloud(&mut rng, n, d, 1.0, 0.0);
         let y = random_cloud(&mut rng, m, d, 0.5, 0.8);
-        let cfg = SinkhornConfig { blur: 0.2, tol: Some(1e-12), ..SinkhornConfig::default() };
+        let cfg = SinkhornConfig {
+            blur: 0.2,
+            tol: Some(1e-12),
+            ..SinkhornConfig::default()
+        };
         let s = |a: &[f64], na: usize, b: &[f64], nb: usize| {
-            OtProblem::uniform(tensor(a, [na, d], DType::F64), tensor(b, [nb, d], DType::F64))
-                .unwrap()
-                .solve(&cfg)
-                .unwrap()
-                .loss()
-                .unwrap()
+            OtProblem::uniform(
+                tensor(a, [na, d], DType::F64),
+                tensor(b, [nb, d], DType::F64),
+            )
+            .unwrap()
+            .solve(&cfg)
+            .unwrap()
+            .loss()
+            .unwrap()
         };
         let s_xx = s(&x, n, &x, n);
         assert!(s_xx.abs() < 1e-10, "seed {seed}: S(x,x) = {s_xx}");
         let s_xy = s(&x, n, &y, m);
         let s_yx = s(&y, m, &x, n);
         assert!(s_xy > 0.0, "seed {seed}: S(x,y) = {s_xy}");
-        assert!((s_xy - s_yx).abs() < 1e-10 * s_xy.max(1.0), "seed {seed}: {s_xy} vs {s_yx}");
+        assert!(
+            (s_xy - s_yx).abs() < 1e-10 * s_xy.max(1.0),
+            "seed {seed}: {s_xy} vs {s_yx}"
+        );
     }
 }
 
@@ -284,7 +350,12 @@ fn velocity_is_translation_equivariant_and_minus_n_grad_s() {
         let (n, m, d) = (12, 10, 2);
         let x = random_cloud(&mut rng, n, d, 1.0, 0.0);
         let y = random_cloud(&mut rng, m, d, 0.6, 0.7);
-        let cfg = SinkhornConfig { blur: 0.5, tol: Some(1e-14), max_iter: 50_000, ..SinkhornConfig::default() };
+        let cfg = SinkhornConfig {
+            blur: 0.5,
+            tol: Some(1e-14),
+            max_iter: 50_000,
+            ..SinkhornConfig::default()
+        };
         let solve = |x: &[f64], y: &[f64]| {
             OtProblem::uniform(tensor(x, [n, d], DType::F64), tensor(y, [m, d], DType::F64))
                 .unwrap()
@@ -295,8 +366,16 @@ fn velocity_is_translation_equivariant_and_minus_n_grad_s() {
         let v = to_f64_vec(sol.velocity()).unwrap();
         // Translating both clouds leaves v unchanged.
         let shift = [3.0, -1.5];
-        let xs: Vec<f64> = x.iter().enumerate().map(|(k, v)| v + shift[k % d]).collect();
-        let ys: Vec<f64> = y.iter().enumerate().map(|(k, v)| v + shift[k % d]).collect();
+        let xs: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v + shift[k % d])
+            .collect();
+        let ys: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v + shift[k % d])
+            .collect();
         let vs = to_f64_vec(solve(&xs, &ys).velocity()).unwrap();
         assert!(rel_err(&vs, &v, 1.0) < 1e-8, "seed {seed}: translation");
         // Central finite differences of S along every coordinate: v = −n ∂S/∂x.
@@ -306,9 +385,14 @@ fn velocity_is_translation_equivariant_and_minus_n_grad_s() {
             xp[k] += h;
             let mut xm = x.clone();
             xm[k] -= h;
-            let grad = (solve(&xp, &y).loss().unwrap() - solve(&xm, &y).loss().unwrap()) / (2.0 * h);
+            let grad =
+                (solve(&xp, &y).loss().unwrap() - solve(&xm, &y).loss().unwrap()) / (2.0 * h);
             let fd_v = -(n as f64) * grad;
-            assert!((fd_v - v[k]).abs() < 1e-6, "seed {seed}: coord {k}: fd {fd_v} vs v {}", v[k]);
+            assert!(
+                (fd_v - v[k]).abs() < 1e-6,
+                "seed {seed}: coord {k}: fd {fd_v} vs v {}",
+                v[k]
+            );
         }
     }
 }
@@ -320,7 +404,11 @@ fn float32_stays_finite_at_small_blur_on_wide_data() {
     // Diameter ~10.
     let x = random_cloud(&mut rng, n, d, 3.5, 0.0);
     let y = random_cloud(&mut rng, n, d, 3.5, 0.5);
-    let p = OtProblem::uniform(tensor(&x, [n, d], DType::F32), tensor(&y, [n, d], DType::F32)).unwrap();
+    let p = OtProblem::uniform(
+        tensor(&x, [n, d], DType::F32),
+        tensor(&y, [n, d], DType::F32),
+    )
+    .unwrap();
     assert!(p.diameter().unwrap() > 9.0);
     let sol = p.solve(&SinkhornConfig::new(0.01, 0.9)).unwrap();
     let v = to_f64_vec(sol.velocity()).unwrap();
@@ -349,17 +437,36 @@ fn bad_inputs_are_clear_errors() {
         (SinkhornConfig::new(f64::NAN, 0.5), "blur"),
         (SinkhornConfig::new(0.1, 1.0), "scaling"),
         (SinkhornConfig::new(0.1, 0.0), "scaling"),
-        (SinkhornConfig { tol: Some(-1.0), ..SinkhornConfig::default() }, "tol"),
+        (
+            SinkhornConfig {
+                tol: Some(-1.0),
+                ..SinkhornConfig::default()
+            },
+            "tol",
+        ),
     ] {
         let e = p.solve(&cfg).unwrap_err().to_string();
         assert!(e.contains(what), "{e}");
     }
-    let w_bad = Tensor::<Cpu, 1>::from_data(TensorData::new(vec![1.0, -1.0], [2]), (&Default::default(), DType::F64));
-    let w_ok = Tensor::<Cpu, 1>::from_data(TensorData::new(vec![1.0, 3.0], [2]), (&Default::default(), DType::F64));
-    let e = OtProblem::weighted(ok.clone(), ok.clone(), w_bad, w_ok.clone()).unwrap_err().to_string();
+    let w_bad = Tensor::<Cpu, 1>::from_data(
+        TensorData::new(vec![1.0, -1.0], [2]),
+        (&Default::default(), DType::F64),
+    );
+    let w_ok = Tensor::<Cpu, 1>::from_data(
+        TensorData::new(vec![1.0, 3.0], [2]),
+        (&Default::default(), DType::F64),
+    );
+    let e = OtProblem::weighted(ok.clone(), ok.clone(), w_bad, w_ok.clone())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("weights a"), "{e}");
     // Non-uniform weights work and still give S(μ, μ) = 0.
     let p = OtProblem::weighted(ok.clone(), ok.clone(), w_ok.clone(), w_ok).unwrap();
-    let s = p.solve(&SinkhornConfig { tol: Some(1e-12), ..SinkhornConfig::new(0.3, 0.5) }).unwrap();
+    let s = p
+        .solve(&SinkhornConfig {
+            tol: Some(1e-12),
+            ..SinkhornConfig::new(0.3, 0.5)
+        })
+        .unwrap();
     assert!(s.loss().unwrap().abs() < 1e-10);
 }

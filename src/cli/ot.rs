@@ -97,7 +97,10 @@ fn solve<B: Backend>(
     dev: &B::Device,
     dtype: DType,
 ) -> nsgf::Result<Vec<(&'static str, NpyArray)>> {
-    let problem = OtProblem::<B>::uniform(points_to_tensor(x, dev, dtype), points_to_tensor(y, dev, dtype))?;
+    let problem = OtProblem::<B>::uniform(
+        points_to_tensor(x, dev, dtype),
+        points_to_tensor(y, dev, dtype),
+    )?;
     let sol = problem.solve(cfg)?;
     let vec1 = |t: burn::tensor::Tensor<B, 1>| -> nsgf::Result<NpyArray> {
         let v = to_f32_vec(t)?;

@@ -44,7 +44,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     cfg.validate()?;
     let show = std::io::stderr().is_terminal();
     let report = nsgf::with_autodiff_backend!(args.device, |B, dev| toy::train::<B>(
-        &cfg, &args.out, &dev, args.resume, show
+        &cfg,
+        &args.out,
+        &dev,
+        args.resume,
+        show
     ))
     .with_context(|| format!("training {}", args.config.display()))?;
     eprintln!(
@@ -103,9 +107,18 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if let Some(png) = &args.plot {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
         let target = problem.target().sample(args.n, &mut rng);
-        nsgf::metrics::plots::trajectory_plot(png, &path, &target, &format!("NSGF {problem}, {} steps", args.steps))?;
+        nsgf::metrics::plots::trajectory_plot(
+            png,
+            &path,
+            &target,
+            &format!("NSGF {problem}, {} steps", args.steps),
+        )?;
     }
-    eprintln!("wrote {} samples to {} (NFE = {nfe})", args.n, args.out.display());
+    eprintln!(
+        "wrote {} samples to {} (NFE = {nfe})",
+        args.n,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -141,7 +154,10 @@ pub fn eval_toy(args: EvalToyArgs) -> Result<()> {
         let eval = toy_eval::evaluate(&run, &args.steps, args.seeds, args.n, &dev)?;
         let first = args.steps.first().copied().unwrap_or(10);
         let (_, path, _) = toy::sample(&run, args.n, first, Solver::Euler, 0, &dev)?;
-        let path = path.into_iter().map(to_f32_vec).collect::<nsgf::Result<Vec<_>>>()?;
+        let path = path
+            .into_iter()
+            .map(to_f32_vec)
+            .collect::<nsgf::Result<Vec<_>>>()?;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
         let target = run.config.problem.target().sample(args.n, &mut rng);
         anyhow::Ok((eval, path, target))
@@ -155,7 +171,10 @@ pub fn eval_toy(args: EvalToyArgs) -> Result<()> {
     if args.write {
         let dir = &args.run;
         nsgf::io::npy::write_atomic(&dir.join("results.md"), md.as_bytes())?;
-        nsgf::io::npy::write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(&eval)?.as_bytes())?;
+        nsgf::io::npy::write_atomic(
+            &dir.join("results.json"),
+            serde_json::to_string_pretty(&eval)?.as_bytes(),
+        )?;
         let steps = args.steps.first().copied().unwrap_or(10);
         nsgf::metrics::plots::trajectory_plot(
             &dir.join("paths.png"),
@@ -169,7 +188,10 @@ pub fn eval_toy(args: EvalToyArgs) -> Result<()> {
             Some(eval.floor.mean),
             &format!("{}: W2 along the flow ({steps} steps)", eval.problem),
         )?;
-        eprintln!("wrote results.md, results.json, paths.png, w2_curve.png in {}", dir.display());
+        eprintln!(
+            "wrote results.md, results.json, paths.png, w2_curve.png in {}",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -41,10 +41,15 @@ impl NsgfConfig {
     /// Checks `η > 0`, `T ≥ 1`, `n ≥ 1` and the Sinkhorn settings.
     pub fn validate(&self) -> Result<()> {
         if !(self.eta.is_finite() && self.eta > 0.0) {
-            return Err(NsgfError::Param(format!("eta must be > 0, got {}", self.eta)));
+            return Err(NsgfError::Param(format!(
+                "eta must be > 0, got {}",
+                self.eta
+            )));
         }
         if self.steps == 0 {
-            return Err(NsgfError::Param("the number of flow steps T must be at least 1".into()));
+            return Err(NsgfError::Param(
+                "the number of flow steps T must be at least 1".into(),
+            ));
         }
         if self.batch == 0 {
             return Err(NsgfError::Param("the batch size must be at least 1".into()));

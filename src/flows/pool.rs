@@ -71,7 +71,7 @@ impl TrajectoryPool {
     /// Appends the rows of `x: (b, d)` with time `tau` and targets `u: (b, d)`, overwriting the
     /// oldest samples when full.
     pub fn push(&mut self, x: &[f32], tau: f32, u: &[f32]) -> Result<()> {
-        if x.len() != u.len() || x.len() % self.dim != 0 {
+        if x.len() != u.len() || !x.len().is_multiple_of(self.dim) {
             return Err(NsgfError::Shape(format!(
                 "pool push: x has {} values and u has {}, dimension {}",
                 x.len(),
@@ -94,7 +94,9 @@ impl TrajectoryPool {
     /// Draws `batch` samples uniformly with replacement.
     pub fn sample(&self, batch: usize, rng: &mut impl Rng) -> Result<PoolBatch> {
         if self.len == 0 {
-            return Err(NsgfError::Other("cannot sample from an empty trajectory pool".into()));
+            return Err(NsgfError::Other(
+                "cannot sample from an empty trajectory pool".into(),
+            ));
         }
         let d = self.dim;
         let mut out = PoolBatch {
@@ -121,15 +123,21 @@ mod tests {
     fn ring_buffer_overwrites_oldest_and_bounds_memory() {
         let mut p = TrajectoryPool::new(2, 3).unwrap();
         assert_eq!(p.memory_bytes(), 4 * (6 + 3 + 6));
-        p.push(&[1.0, 1.0, 2.0, 2.0], 0.0, &[0.1, 0.1, 0.2, 0.2]).unwrap();
+        p.push(&[1.0, 1.0, 2.0, 2.0], 0.0, &[0.1, 0.1, 0.2, 0.2])
+            .unwrap();
         assert_eq!(p.len(), 2);
-        p.push(&[3.0, 3.0, 4.0, 4.0], 0.5, &[0.3, 0.3, 0.4, 0.4]).unwrap();
+        p.push(&[3.0, 3.0, 4.0, 4.0], 0.5, &[0.3, 0.3, 0.4, 0.4])
+            .unwrap();
         assert_eq!(p.len(), 3);
         // Sample 4 (oldest, value 1) was overwritten by 4.
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let b = p.sample(300, &mut rng).unwrap();
         assert!(b.x.chunks(2).all(|r| r[0] != 1.0 && r[0] == r[1]));
-        assert!(b.x.chunks(2).zip(b.u.chunks(2)).all(|(x, u)| (u[0] - x[0] / 10.0).abs() < 1e-6));
+        assert!(b
+            .x
+            .chunks(2)
+            .zip(b.u.chunks(2))
+            .all(|(x, u)| (u[0] - x[0] / 10.0).abs() < 1e-6));
         assert!(b.x.chunks(2).any(|r| r[0] == 4.0));
         assert_eq!(b.tau.len(), 300);
     }

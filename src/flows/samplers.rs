@@ -11,19 +11,34 @@ use serde::{Deserialize, Serialize};
 pub type StepFn<B> = fn(&dyn VectorField<B>, Tensor<B, 2>, f64, f64) -> Tensor<B, 2>;
 
 /// Explicit Euler: `x + h u(x, τ)` (1 evaluation).
-pub fn euler_step<B: Backend>(u: &dyn VectorField<B>, x: Tensor<B, 2>, tau: f64, h: f64) -> Tensor<B, 2> {
+pub fn euler_step<B: Backend>(
+    u: &dyn VectorField<B>,
+    x: Tensor<B, 2>,
+    tau: f64,
+    h: f64,
+) -> Tensor<B, 2> {
     x.clone() + u.eval(x, tau).mul_scalar(h)
 }
 
 /// Heun (explicit trapezoid): 2 evaluations.
-pub fn heun_step<B: Backend>(u: &dyn VectorField<B>, x: Tensor<B, 2>, tau: f64, h: f64) -> Tensor<B, 2> {
+pub fn heun_step<B: Backend>(
+    u: &dyn VectorField<B>,
+    x: Tensor<B, 2>,
+    tau: f64,
+    h: f64,
+) -> Tensor<B, 2> {
     let k1 = u.eval(x.clone(), tau);
     let k2 = u.eval(x.clone() + k1.clone().mul_scalar(h), tau + h);
     x + (k1 + k2).mul_scalar(h / 2.0)
 }
 
 /// Classical fourth-order Runge–Kutta: 4 evaluations.
-pub fn rk4_step<B: Backend>(u: &dyn VectorField<B>, x: Tensor<B, 2>, tau: f64, h: f64) -> Tensor<B, 2> {
+pub fn rk4_step<B: Backend>(
+    u: &dyn VectorField<B>,
+    x: Tensor<B, 2>,
+    tau: f64,
+    h: f64,
+) -> Tensor<B, 2> {
     let k1 = u.eval(x.clone(), tau);
     let k2 = u.eval(x.clone() + k1.clone().mul_scalar(h / 2.0), tau + h / 2.0);
     let k3 = u.eval(x.clone() + k2.clone().mul_scalar(h / 2.0), tau + h / 2.0);
@@ -71,7 +86,9 @@ pub fn integrate<B: Backend>(
     mut on_step: impl FnMut(usize, &Tensor<B, 2>),
 ) -> Result<(Tensor<B, 2>, usize)> {
     if steps == 0 {
-        return Err(NsgfError::Param("the number of sampling steps must be at least 1".into()));
+        return Err(NsgfError::Param(
+            "the number of sampling steps must be at least 1".into(),
+        ));
     }
     let h = (t1 - t0) / steps as f64;
     let step = solver.step_fn::<B>();
@@ -99,7 +116,10 @@ mod tests {
     }
 
     fn run(solver: Solver, steps: usize) -> (f64, usize) {
-        let x0 = Tensor::<Cpu, 2>::from_data(TensorData::new(vec![1.0f64], [1, 1]), (&Default::default(), DType::F64));
+        let x0 = Tensor::<Cpu, 2>::from_data(
+            TensorData::new(vec![1.0f64], [1, 1]),
+            (&Default::default(), DType::F64),
+        );
         let (x, nfe) = integrate(&Linear, x0, 0.0, 1.0, steps, solver, |_, _| {}).unwrap();
         (crate::convert::to_f64_vec(x).unwrap()[0], nfe)
     }
@@ -118,9 +138,16 @@ mod tests {
         let e = std::f64::consts::E;
         let err = |s, n| (run(s, n).0 - e).abs();
         // Halving the step divides the error by ~2^order.
-        for (solver, order) in [(Solver::Euler, 1.0), (Solver::Heun, 2.0), (Solver::Rk4, 4.0)] {
+        for (solver, order) in [
+            (Solver::Euler, 1.0),
+            (Solver::Heun, 2.0),
+            (Solver::Rk4, 4.0),
+        ] {
             let ratio = err(solver, 8) / err(solver, 16);
-            assert!((ratio.log2() - order).abs() < 0.3, "{solver:?}: ratio {ratio}");
+            assert!(
+                (ratio.log2() - order).abs() < 0.3,
+                "{solver:?}: ratio {ratio}"
+            );
         }
         assert_eq!(run(Solver::Rk4, 10).1, 40);
         assert_eq!(run(Solver::Heun, 10).1, 20);

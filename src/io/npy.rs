@@ -125,10 +125,12 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .map_err(|_| err("the .npy header is not valid text".into()))?;
     let descr = dict_value(header, "descr").ok_or_else(|| err("header has no 'descr'".into()))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let fortran =
-        dict_value(header, "fortran_order").ok_or_else(|| err("header has no 'fortran_order'".into()))?;
+    let fortran = dict_value(header, "fortran_order")
+        .ok_or_else(|| err("header has no 'fortran_order'".into()))?;
     if fortran.trim().starts_with("True") {
-        return Err(err("Fortran-ordered arrays are not supported; save with C order".into()));
+        return Err(err(
+            "Fortran-ordered arrays are not supported; save with C order".into(),
+        ));
     }
     let shape_s = dict_value(header, "shape").ok_or_else(|| err("header has no 'shape'".into()))?;
     let shape_s = shape_s.trim();
@@ -342,7 +344,10 @@ pub fn read_points(path: impl AsRef<Path>) -> Result<Points> {
         ));
     }
     if !matches!(arr.data, NpyData::F32(_) | NpyData::F64(_)) {
-        return Err(NsgfError::format(path, "expected a float32 or float64 array"));
+        return Err(NsgfError::format(
+            path,
+            "expected a float32 or float64 array",
+        ));
     }
     let (n, d) = (arr.shape[0], arr.shape[1]);
     if n == 0 || d == 0 {
@@ -404,7 +409,10 @@ mod tests {
         assert!(read_points(&p).unwrap_err().to_string().contains("2-D"));
         // NaN.
         write_npy(&p, &NpyArray::f64(vec![2, 1], vec![0.0, f64::NAN])).unwrap();
-        assert!(read_points(&p).unwrap_err().to_string().contains("non-finite"));
+        assert!(read_points(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("non-finite"));
         // Empty.
         write_npy(&p, &NpyArray::f64(vec![0, 2], vec![])).unwrap();
         assert!(read_points(&p).unwrap_err().to_string().contains("empty"));

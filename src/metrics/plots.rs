@@ -21,7 +21,12 @@ fn plot_err(e: impl std::fmt::Display) -> NsgfError {
 }
 
 fn bounds(points: impl Iterator<Item = (f32, f32)>) -> (f32, f32, f32, f32) {
-    let (mut x0, mut x1, mut y0, mut y1) = (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    );
     for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -55,9 +60,17 @@ pub fn trajectory_plot(png: &Path, path: &[Vec<f32>], target: &[f32], title: &st
         .y_label_area_size(40)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(plot_err)?;
-    chart.configure_mesh().disable_mesh().draw().map_err(plot_err)?;
     chart
-        .draw_series(pairs(target).into_iter().map(|p| Circle::new(p, 1, RGBColor(70, 110, 230).filled())))
+        .configure_mesh()
+        .disable_mesh()
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(
+            pairs(target)
+                .into_iter()
+                .map(|p| Circle::new(p, 1, RGBColor(70, 110, 230).filled())),
+        )
         .map_err(plot_err)?;
     let k_max = path.len().saturating_sub(1).max(1) as f64;
     // Path segments between consecutive steps, per particle (at most 300 particles drawn).
@@ -66,7 +79,12 @@ pub fn trajectory_plot(png: &Path, path: &[Vec<f32>], target: &[f32], title: &st
         let stride = (n / 300).max(1);
         for k in 1..path.len() {
             let c = (k as f64) / k_max;
-            let color = RGBColor((40.0 + 215.0 * c) as u8, 60, (230.0 * (1.0 - c) + 25.0) as u8).mix(0.5);
+            let color = RGBColor(
+                (40.0 + 215.0 * c) as u8,
+                60,
+                (230.0 * (1.0 - c) + 25.0) as u8,
+            )
+            .mix(0.5);
             let (prev, cur) = (pairs(&path[k - 1]), pairs(&path[k]));
             chart
                 .draw_series(
@@ -79,12 +97,20 @@ pub fn trajectory_plot(png: &Path, path: &[Vec<f32>], target: &[f32], title: &st
     }
     if let Some(first) = path.first() {
         chart
-            .draw_series(pairs(first).into_iter().map(|p| Circle::new(p, 1, BLACK.filled())))
+            .draw_series(
+                pairs(first)
+                    .into_iter()
+                    .map(|p| Circle::new(p, 1, BLACK.filled())),
+            )
             .map_err(plot_err)?;
     }
     if let Some(last) = path.last() {
         chart
-            .draw_series(pairs(last).into_iter().map(|p| Circle::new(p, 1, RGBColor(220, 30, 30).filled())))
+            .draw_series(
+                pairs(last)
+                    .into_iter()
+                    .map(|p| Circle::new(p, 1, RGBColor(220, 30, 30).filled())),
+            )
             .map_err(plot_err)?;
     }
     root.present().map_err(plot_err)
@@ -92,15 +118,33 @@ pub fn trajectory_plot(png: &Path, path: &[Vec<f32>], target: &[f32], title: &st
 
 /// W2 against the step index for several series (`(label, [(step, w2)])`), log-scale y, with
 /// an optional horizontal reference line (the two-sample floor).
-pub fn w2_curve(png: &Path, series: &[(String, Vec<(usize, f64)>)], floor: Option<f64>, title: &str) -> Result<()> {
+pub fn w2_curve(
+    png: &Path,
+    series: &[(String, Vec<(usize, f64)>)],
+    floor: Option<f64>,
+    title: &str,
+) -> Result<()> {
     register_font();
     if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
     }
-    let max_step = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).max().unwrap_or(1).max(1);
-    let vals = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)).chain(floor).filter(|v| *v > 0.0 && v.is_finite());
+    let max_step = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let vals = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .chain(floor)
+        .filter(|v| *v > 0.0 && v.is_finite());
     let (lo, hi) = vals.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo.is_finite() { (lo * 0.8, hi * 1.25) } else { (0.01, 10.0) };
+    let (lo, hi) = if lo.is_finite() {
+        (lo * 0.8, hi * 1.25)
+    } else {
+        (0.01, 10.0)
+    };
     let root = BitMapBackend::new(png, (800, 550)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -122,11 +166,16 @@ pub fn w2_curve(png: &Path, series: &[(String, Vec<(usize, f64)>)], floor: Optio
             .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
             .map_err(plot_err)?
             .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     if let Some(f) = floor {
         chart
-            .draw_series(LineSeries::new(vec![(0, f), (max_step, f)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(0, f), (max_step, f)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(plot_err)?
             .label("two-sample floor")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));

@@ -25,8 +25,10 @@ mod tests {
         let dev = Default::default();
         let xs = vec![0.0, 0.0, 1.0, 2.0, -3.0, 0.5];
         let ys = vec![1.0, 1.0, 0.0, -2.0];
-        let x = Tensor::<Cpu, 2>::from_data(TensorData::new(xs.clone(), [3, 2]), (&dev, DType::F64));
-        let y = Tensor::<Cpu, 2>::from_data(TensorData::new(ys.clone(), [2, 2]), (&dev, DType::F64));
+        let x =
+            Tensor::<Cpu, 2>::from_data(TensorData::new(xs.clone(), [3, 2]), (&dev, DType::F64));
+        let y =
+            Tensor::<Cpu, 2>::from_data(TensorData::new(ys.clone(), [2, 2]), (&dev, DType::F64));
         let c = crate::convert::to_f64_vec(half_sq_cost(&x, &y)).unwrap();
         for i in 0..3 {
             for j in 0..2 {

@@ -78,7 +78,10 @@ impl SinkhornConfig {
     /// Checks the ranges: `blur > 0`, `0 < scaling < 1`, `tol > 0`, `max_iter ≥ 1`.
     pub fn validate(&self) -> Result<()> {
         if !(self.blur.is_finite() && self.blur > 0.0) {
-            return Err(NsgfError::Param(format!("blur must be > 0, got {}", self.blur)));
+            return Err(NsgfError::Param(format!(
+                "blur must be > 0, got {}",
+                self.blur
+            )));
         }
         if !(self.scaling > 0.0 && self.scaling < 1.0) {
             return Err(NsgfError::Param(format!(
@@ -168,7 +171,12 @@ impl<B: Backend> OtProblem<B> {
 
     /// Arbitrary positive weights (normalised to sum 1). Errors on non-positive or
     /// non-finite weights and wrong lengths.
-    pub fn weighted(x: Tensor<B, 2>, y: Tensor<B, 2>, a: Tensor<B, 1>, b: Tensor<B, 1>) -> Result<Self> {
+    pub fn weighted(
+        x: Tensor<B, 2>,
+        y: Tensor<B, 2>,
+        a: Tensor<B, 1>,
+        b: Tensor<B, 1>,
+    ) -> Result<Self> {
         let mut p = Self::uniform(x, y)?;
         let log_normalised = |w: Tensor<B, 1>, len: usize, name: &str| -> Result<Tensor<B, 1>> {
             if w.dims()[0] != len {
@@ -196,7 +204,12 @@ impl<B: Backend> OtProblem<B> {
         let both = Tensor::cat(vec![self.x.clone(), self.y.clone()], 0);
         let hi = to_f64_vec(both.clone().max_dim(0))?;
         let lo = to_f64_vec(both.min_dim(0))?;
-        Ok(hi.iter().zip(&lo).map(|(h, l)| (h - l).powi(2)).sum::<f64>().sqrt())
+        Ok(hi
+            .iter()
+            .zip(&lo)
+            .map(|(h, l)| (h - l).powi(2))
+            .sum::<f64>()
+            .sqrt())
     }
 
     /// Solves the problem with the tensorized softmin (see the module docs).
@@ -270,7 +283,9 @@ pub fn sinkhorn_loop<B: Backend, K: Softmin<B>>(
     let self_costs = match (&costs.xx, &costs.yy) {
         (Some(xx), Some(yy)) if cfg.debias => Some((xx, yy)),
         _ if cfg.debias => {
-            return Err(NsgfError::Other("a debiased solve needs C(x, x) and C(y, y)".into()))
+            return Err(NsgfError::Other(
+                "a debiased solve needs C(x, x) and C(y, y)".into(),
+            ))
         }
         _ => None,
     };

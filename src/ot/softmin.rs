@@ -60,9 +60,12 @@ mod tests {
     fn matches_naive_formula_and_stays_finite() {
         let dev = Default::default();
         let (n, m) = (3, 4);
-        let c: Vec<f64> = (0..n * m).map(|k| (k as f64 * 0.37).sin().abs() * 2.0).collect();
+        let c: Vec<f64> = (0..n * m)
+            .map(|k| (k as f64 * 0.37).sin().abs() * 2.0)
+            .collect();
         let h: Vec<f64> = (0..m).map(|j| -(m as f64).ln() + 0.1 * j as f64).collect();
-        let ct = Tensor::<Cpu, 2>::from_data(TensorData::new(c.clone(), [n, m]), (&dev, DType::F64));
+        let ct =
+            Tensor::<Cpu, 2>::from_data(TensorData::new(c.clone(), [n, m]), (&dev, DType::F64));
         let ht = Tensor::<Cpu, 1>::from_data(TensorData::new(h.clone(), [m]), (&dev, DType::F64));
         let got = crate::convert::to_f64_vec(Tensorized.softmin(0.5, &ct, ht.clone())).unwrap();
         let want = naive(0.5, &c, &h, n, m);

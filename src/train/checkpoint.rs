@@ -42,12 +42,15 @@ pub fn module_to_bytes<B: Backend, M: Module<B> + ModuleSnapshot<B>>(model: &M) 
 }
 
 /// Loads weights into `model` from a safetensors file written by [`save_model`].
-pub fn load_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(mut model: M, path: &Path) -> Result<M> {
+pub fn load_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    mut model: M,
+    path: &Path,
+) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| NsgfError::io(path, e))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| NsgfError::format(path, format!("corrupt or incompatible checkpoint: {e:?}")))?;
+    let result = model.load_from(&mut store).map_err(|e| {
+        NsgfError::format(path, format!("corrupt or incompatible checkpoint: {e:?}"))
+    })?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(NsgfError::format(
             path,
@@ -61,7 +64,10 @@ pub fn load_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(mut model: M, pa
 }
 
 /// Writes the model weights atomically.
-pub fn save_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(model: &M, path: &Path) -> Result<()> {
+pub fn save_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    model: &M,
+    path: &Path,
+) -> Result<()> {
     write_atomic(path, &module_to_bytes(model)?)
 }
 
@@ -83,7 +89,12 @@ where
 }
 
 /// Loads model, optimizer state and progress from `dir`.
-pub fn load_checkpoint<B, M, O>(dir: &Path, model: M, optim: O, device: &B::Device) -> Result<(M, O, TrainState)>
+pub fn load_checkpoint<B, M, O>(
+    dir: &Path,
+    model: M,
+    optim: O,
+    device: &B::Device,
+) -> Result<(M, O, TrainState)>
 where
     B: AutodiffBackend,
     M: burn::module::AutodiffModule<B> + ModuleSnapshot<B>,

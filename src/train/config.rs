@@ -93,8 +93,8 @@ pub struct ToyConfig {
 impl ToyConfig {
     /// Parses TOML text; `origin` names the source in error messages.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: Self =
-            toml::from_str(text).map_err(|e| NsgfError::format(origin, format!("invalid config: {e}")))?;
+        let cfg: Self = toml::from_str(text)
+            .map_err(|e| NsgfError::format(origin, format!("invalid config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -105,7 +105,8 @@ impl ToyConfig {
     }
     /// TOML text of this config.
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))
+        toml::to_string_pretty(self)
+            .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))
     }
     /// Range checks of every field.
     pub fn validate(&self) -> Result<()> {
@@ -126,7 +127,10 @@ impl ToyConfig {
             positive(self.pool.refresh_batches, "pool.refresh_batches")?;
         }
         if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return Err(NsgfError::Param(format!("train.lr must be > 0, got {}", self.train.lr)));
+            return Err(NsgfError::Param(format!(
+                "train.lr must be > 0, got {}",
+                self.train.lr
+            )));
         }
         Ok(())
     }
@@ -152,17 +156,29 @@ mod tests {
     fn bad_configs_are_clear_errors() {
         let e = parse("problem = \"spirals\"").unwrap_err().to_string();
         assert!(e.contains("spirals") && e.contains("checkerboard"), "{e}");
-        let e = parse("problem = \"moons\"\nlerning_rate = 1").unwrap_err().to_string();
+        let e = parse("problem = \"moons\"\nlerning_rate = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lerning_rate"), "{e}");
-        let e = parse("problem = \"moons\"\n[nsgf]\neta = 0.0").unwrap_err().to_string();
+        let e = parse("problem = \"moons\"\n[nsgf]\neta = 0.0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("eta"), "{e}");
-        let e = parse("problem = \"moons\"\n[nsgf]\nsteps = 0").unwrap_err().to_string();
+        let e = parse("problem = \"moons\"\n[nsgf]\nsteps = 0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("steps"), "{e}");
-        let e = parse("problem = \"moons\"\n[nsgf]\nbatch = 0").unwrap_err().to_string();
+        let e = parse("problem = \"moons\"\n[nsgf]\nbatch = 0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("batch"), "{e}");
-        let e = parse("problem = \"moons\"\n[train]\nbatch = 0").unwrap_err().to_string();
+        let e = parse("problem = \"moons\"\n[train]\nbatch = 0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("train.batch"), "{e}");
-        let e = parse("problem = \"moons\"\n[nsgf.sinkhorn]\nblur = -1.0").unwrap_err().to_string();
+        let e = parse("problem = \"moons\"\n[nsgf.sinkhorn]\nblur = -1.0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("blur"), "{e}");
     }
 }

@@ -49,7 +49,12 @@ fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
 }
 
 /// Draws an `(n, 2)` tensor from a 2-D distribution.
-pub fn sample_tensor<B: Backend>(dist: Distribution, n: usize, rng: &mut rand::rngs::StdRng, dev: &B::Device) -> Tensor<B, 2> {
+pub fn sample_tensor<B: Backend>(
+    dist: Distribution,
+    n: usize,
+    rng: &mut rand::rngs::StdRng,
+    dev: &B::Device,
+) -> Tensor<B, 2> {
     rows_to_tensor(dist.sample(n, rng), n, 2, dev)
 }
 
@@ -74,7 +79,11 @@ pub fn train<B: AutodiffBackend>(
     let t0 = Instant::now();
     let capacity = cfg.pool.batches * cfg.nsgf.steps * cfg.nsgf.batch;
     let mut pool = TrajectoryPool::new(2, capacity)?;
-    let pb = bar(cfg.pool.batches as u64, show_progress, "pool  {bar:30} {pos}/{len} flows {elapsed_precise} eta {eta}");
+    let pb = bar(
+        cfg.pool.batches as u64,
+        show_progress,
+        "pool  {bar:30} {pos}/{len} flows {elapsed_precise} eta {eta}",
+    );
     // The inner (non-autodiff) backend builds the pool; same physical device (the default one).
     let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
     fill_pool::<B::InnerBackend>(
@@ -91,7 +100,12 @@ pub fn train<B: AutodiffBackend>(
     )?;
     pb.finish_and_clear();
     let pool_seconds = t0.elapsed().as_secs_f64();
-    tracing::info!(samples = pool.len(), bytes = pool.memory_bytes(), seconds = pool_seconds, "trajectory pool built");
+    tracing::info!(
+        samples = pool.len(),
+        bytes = pool.memory_bytes(),
+        seconds = pool_seconds,
+        "trajectory pool built"
+    );
 
     // Model and optimizer (or the checkpoint's).
     let mut model: VelocityMlp<B> = MlpConfig::new(2)
@@ -117,7 +131,7 @@ pub fn train<B: AutodiffBackend>(
     pb.set_position(step as u64);
     let mut recent = std::collections::VecDeque::with_capacity(100);
     while step < cfg.train.steps {
-        if cfg.pool.refresh_every > 0 && step > 0 && step % cfg.pool.refresh_every == 0 {
+        if cfg.pool.refresh_every > 0 && step > 0 && step.is_multiple_of(cfg.pool.refresh_every) {
             fill_pool::<B::InnerBackend>(
                 &mut pool,
                 &cfg.nsgf,
@@ -151,11 +165,11 @@ pub fn train<B: AutodiffBackend>(
             recent.pop_front();
         }
         recent.push_back(loss_value);
-        if step % 50 == 0 {
+        if step.is_multiple_of(50) {
             pb.set_message(format!("{loss_value:.4}"));
         }
         pb.set_position(step as u64);
-        if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 {
+        if cfg.train.checkpoint_every > 0 && step.is_multiple_of(cfg.train.checkpoint_every) {
             checkpoint::save_checkpoint(run_dir, &model, &optim, &TrainState { step })?;
         }
     }
@@ -200,12 +214,16 @@ pub fn sample<B: Backend>(
     device: &B::Device,
 ) -> Result<(Tensor<B, 2>, Vec<Tensor<B, 2>>, usize)> {
     if n == 0 {
-        return Err(NsgfError::Param("the number of samples must be at least 1".into()));
+        return Err(NsgfError::Param(
+            "the number of samples must be at least 1".into(),
+        ));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let x0 = sample_tensor(run.config.problem.source(), n, &mut rng, device);
     let mut path = Vec::with_capacity(steps + 1);
-    let (x, nfe) = integrate(&run.model, x0, 0.0, 1.0, steps, solver, |_, x| path.push(x.clone()))?;
+    let (x, nfe) = integrate(&run.model, x0, 0.0, 1.0, steps, solver, |_, x| {
+        path.push(x.clone())
+    })?;
     Ok((x, path, nfe))
 }
 

@@ -37,7 +37,10 @@ impl MeanStd {
         } else {
             0.0
         };
-        Self { mean, std: var.sqrt() }
+        Self {
+            mean,
+            std: var.sqrt(),
+        }
     }
 }
 
@@ -82,7 +85,13 @@ fn draw(dist: Distribution, n: usize, seed: u64) -> Points {
 }
 
 /// Evaluates `run` at each entry of `steps` (Euler, uniform schedule) over `seeds` seeds.
-pub fn evaluate<B: Backend>(run: &TrainedRun<B>, steps: &[usize], seeds: usize, n: usize, dev: &B::Device) -> Result<ToyEval> {
+pub fn evaluate<B: Backend>(
+    run: &TrainedRun<B>,
+    steps: &[usize],
+    seeds: usize,
+    n: usize,
+    dev: &B::Device,
+) -> Result<ToyEval> {
     let target = run.config.problem.target();
     let seeds = seeds.max(1);
     let mut rows = Vec::new();
@@ -130,7 +139,12 @@ pub fn evaluate<B: Backend>(run: &TrainedRun<B>, steps: &[usize], seeds: usize, 
 
 /// `n` particles pushed by the raw minibatch Sinkhorn flow (the network's teacher): minibatches
 /// of the training size flowed for `T` steps against fresh target minibatches.
-pub fn teacher_samples<B: Backend>(run: &TrainedRun<B>, n: usize, seed: u64, dev: &B::Device) -> Result<Points> {
+pub fn teacher_samples<B: Backend>(
+    run: &TrainedRun<B>,
+    n: usize,
+    seed: u64,
+    dev: &B::Device,
+) -> Result<Points> {
     let cfg = &run.config.nsgf;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n * 2);
@@ -160,11 +174,28 @@ pub fn markdown(e: &ToyEval) -> String {
     );
     for r in &e.rows {
         let p = paper
-            .map(|(a, b)| if r.steps == 10 { format!("{a}") } else if r.steps == 100 { format!("{b}") } else { "-".into() })
+            .map(|(a, b)| {
+                if r.steps == 10 {
+                    format!("{a}")
+                } else if r.steps == 100 {
+                    format!("{b}")
+                } else {
+                    "-".into()
+                }
+            })
             .unwrap_or_else(|| "-".into());
-        s += &format!("| NSGF | {} | {} | {} | {} | {} |\n", r.steps, r.nfe, r.w2, r.sinkhorn_divergence, p);
+        s += &format!(
+            "| NSGF | {} | {} | {} | {} | {} |\n",
+            r.steps, r.nfe, r.w2, r.sinkhorn_divergence, p
+        );
     }
-    s += &format!("| minibatch Sinkhorn flow (teacher) | T | - | {} | - | - |\n", e.teacher_w2);
-    s += &format!("| two-sample floor (fresh target draw) | - | - | {} | - | - |\n", e.floor);
+    s += &format!(
+        "| minibatch Sinkhorn flow (teacher) | T | - | {} | - | - |\n",
+        e.teacher_w2
+    );
+    s += &format!(
+        "| two-sample floor (fresh target draw) | - | - | {} | - | - |\n",
+        e.floor
+    );
     s
 }
