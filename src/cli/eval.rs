@@ -9,6 +9,12 @@ pub enum EvalCommand {
     /// Exact 2-Wasserstein distance between two point clouds (uniform weights, squared
     /// Euclidean cost), as POT's `sqrt(ot.emd2(...))`.
     W2(W2Args),
+    /// Fréchet Inception Distance (pytorch-fid conventions) between two image sets or
+    /// statistics files; `--save-stats` writes the statistics of one image set.
+    Fid(super::fid::FidArgs),
+    /// Inception Score; needs Inception weights with a classifier head (the standard FID
+    /// weights have none, and the command then says so).
+    Is(super::fid::IsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -25,6 +31,8 @@ pub struct W2Args {
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::W2(args) => w2(args),
+        EvalCommand::Fid(args) => super::fid::run_fid(args),
+        EvalCommand::Is(args) => super::fid::run_is(args),
     }
 }
 

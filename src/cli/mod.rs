@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod eval;
+mod fid;
 mod ot;
 
 /// Neural Sinkhorn Gradient Flow: train, sample and evaluate Sinkhorn-gradient-flow generative models.

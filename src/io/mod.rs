@@ -1,5 +1,8 @@
-//! File formats: NumPy `.npy` / `.npz` arrays and point-cloud helpers.
+//! File formats: NumPy `.npy` / `.npz` arrays, point-cloud helpers, safetensors checkpoints
+//! (single-file or Hugging Face sharded).
 
 pub mod npy;
+pub mod safetensors_shards;
 
 pub use npy::{read_npy, read_npz, read_points, write_npy, write_npz, NpyArray, NpyData};
+pub use safetensors_shards::SafetensorsStore;

@@ -1,1 +1,3 @@
 //! See the crate docs for this layer's role.
+
+pub mod fid;
