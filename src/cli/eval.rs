@@ -12,6 +12,12 @@ pub enum EvalCommand {
     /// Evaluate a trained 2-D run: W2 to fresh test samples at several step counts, over seeds,
     /// beside the two-sample floor and the raw Sinkhorn flow.
     Toy(super::train::EvalToyArgs),
+    /// Fréchet Inception Distance (pytorch-fid conventions) between two image sets or
+    /// statistics files; `--save-stats` writes the statistics of one image set.
+    Fid(super::fid::FidArgs),
+    /// Inception Score; needs Inception weights with a classifier head (the standard FID
+    /// weights have none, and the command then says so).
+    Is(super::fid::IsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -29,6 +35,8 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::W2(args) => w2(args),
         EvalCommand::Toy(args) => super::train::eval_toy(args),
+        EvalCommand::Fid(args) => super::fid::run_fid(args),
+        EvalCommand::Is(args) => super::fid::run_is(args),
     }
 }
 

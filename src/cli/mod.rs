@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod eval;
+mod fid;
 mod ot;
 mod train;
 

@@ -1,7 +1,10 @@
-//! File formats: NumPy `.npy` / `.npz` arrays and point-cloud helpers.
+//! File formats: NumPy `.npy` / `.npz` arrays, point-cloud helpers, safetensors checkpoints
+//! (single-file or Hugging Face sharded).
 
 pub mod npy;
+pub mod safetensors_shards;
 pub mod tensors;
 
 pub use npy::{read_npy, read_npz, read_points, write_npy, write_npz, NpyArray, NpyData, Points};
+pub use safetensors_shards::SafetensorsStore;
 pub use tensors::read_safetensors;

@@ -1,5 +1,7 @@
-//! Evaluation: figures and the 2-D W2 tables.
+//! Evaluation: figures, FID and Inception Score.
 //!
 //! * [`plots`] — sample-path and W2-curve figures.
+//! * [`fid`] — FID / IS with the standard FID Inception-v3 (pytorch-fid conventions).
 
+pub mod fid;
 pub mod plots;

@@ -1,0 +1,203 @@
+//! `nsgf eval fid` and `nsgf eval is`: Fréchet Inception Distance and Inception Score with the
+//! standard FID Inception-v3 (pytorch-fid conventions).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nsgf::backend::DeviceKind;
+use nsgf::data::images::ImageSource;
+use nsgf::metrics::fid::{self, FeatureStats};
+use nsgf::models::inception::FidInception;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `nsgf eval fid`.
+#[derive(Args, Debug)]
+pub struct FidArgs {
+    /// First input: a folder of PNG images, an `.npz` of statistics (`mu`, `sigma`), or an `.npy`
+    /// uint8 image array (N,H,W) or (N,H,W,3).
+    path_a: PathBuf,
+    /// Second input (same kinds); with --save-stats, the output `.npz`.
+    path_b: PathBuf,
+    /// Write the statistics (`mu`, `sigma`) of PATH_A to the `.npz` PATH_B instead of computing a
+    /// distance.
+    #[arg(long)]
+    save_stats: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 50)]
+    batch_size: usize,
+    /// Device for the Inception network.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+    /// FID Inception weights: a folder holding `*.safetensors.index.json` and its shards, the
+    /// index itself, or one `.safetensors` file. Default: $NSGF_FID_WEIGHTS, else
+    /// ../shared/data/fid.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Print a JSON object with the distance and its terms instead of the bare number.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `nsgf eval is`.
+#[derive(Args, Debug)]
+pub struct IsArgs {
+    /// A folder of PNG images or an `.npy` uint8 image array.
+    path: PathBuf,
+    /// Number of splits.
+    #[arg(long, default_value_t = fid::IS_SPLITS)]
+    splits: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 50)]
+    batch_size: usize,
+    /// Device for the Inception network.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+    /// Inception weights, which must include a classifier head (`fc.weight`, `fc.bias`); the
+    /// standard FID weights have none, so with them this command reports an error.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Print a JSON object instead of "mean std".
+    #[arg(long)]
+    json: bool,
+}
+
+fn is_stats_file(p: &Path) -> bool {
+    !p.is_dir() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+fn open_images(p: &Path) -> Result<ImageSource> {
+    let is_npy = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if !p.is_dir() && !is_npy {
+        bail!(
+            "{}: expected a folder of PNG images, an .npz of statistics (mu, sigma) or an .npy \
+             uint8 image array",
+            p.display()
+        );
+    }
+    Ok(ImageSource::open(p)?)
+}
+
+fn progress_bar(n: usize, what: &Path) -> ProgressBar {
+    let bar = ProgressBar::new(n as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images [{elapsed} < {eta}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("Inception features of {}", what.display()));
+    bar
+}
+
+/// Statistics of one input: read from `.npz`, or computed from images with the model
+/// (loaded on first use into `model`).
+fn statistics<B: burn::tensor::backend::Backend>(
+    path: &Path,
+    model: &mut Option<FidInception<B>>,
+    weights: Option<&Path>,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<FeatureStats> {
+    if is_stats_file(path) {
+        return Ok(FeatureStats::load_npz(path)?);
+    }
+    let images = open_images(path)?;
+    if images.len() < 2 {
+        bail!(
+            "{}: FID statistics need at least 2 images, found {}",
+            path.display(),
+            images.len()
+        );
+    }
+    if model.is_none() {
+        let w = fid::resolve_weights(weights)?;
+        *model = Some(
+            FidInception::<B>::load(&w, device)
+                .with_context(|| format!("loading the FID Inception weights {}", w.display()))?,
+        );
+    }
+    let Some(net) = model.as_ref() else {
+        bail!("internal error: FID network not loaded");
+    };
+    let bar = progress_bar(images.len(), path);
+    let stats = fid::compute_statistics(net, &images, batch_size, device, &mut |done| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    stats.with_context(|| format!("computing the statistics of {}", path.display()))
+}
+
+fn fid_on<B: burn::tensor::backend::Backend>(args: &FidArgs, device: &B::Device) -> Result<()> {
+    let mut model = None;
+    let w = args.weights.as_deref();
+    if args.save_stats {
+        if is_stats_file(&args.path_a) {
+            bail!(
+                "--save-stats needs images as its first path, got the statistics file {}",
+                args.path_a.display()
+            );
+        }
+        if !is_stats_file(&args.path_b) {
+            bail!(
+                "--save-stats writes an .npz file; got {}",
+                args.path_b.display()
+            );
+        }
+        let stats = statistics::<B>(&args.path_a, &mut model, w, args.batch_size, device)?;
+        stats.save_npz(&args.path_b)?;
+        eprintln!(
+            "wrote statistics of {} images of {} to {}",
+            stats.n,
+            args.path_a.display(),
+            args.path_b.display()
+        );
+        return Ok(());
+    }
+    let a = statistics::<B>(&args.path_a, &mut model, w, args.batch_size, device)?;
+    let b = statistics::<B>(&args.path_b, &mut model, w, args.batch_size, device)?;
+    let d = fid::frechet_distance(&a, &b)?;
+    if args.json {
+        let mut v = serde_json::to_value(&d)?;
+        v["n_a"] = a.n.into();
+        v["n_b"] = b.n.into();
+        println!("{v}");
+    } else {
+        println!("{}", d.fid);
+    }
+    Ok(())
+}
+
+fn is_on<B: burn::tensor::backend::Backend>(args: &IsArgs, device: &B::Device) -> Result<()> {
+    let w = fid::resolve_weights(args.weights.as_deref())?;
+    let model = FidInception::<B>::load(&w, device)
+        .with_context(|| format!("loading the Inception weights {}", w.display()))?;
+    if model.num_classes().is_none() {
+        bail!("{}: {}", w.display(), fid::NO_CLASSIFIER);
+    }
+    let images = open_images(&args.path)?;
+    let bar = progress_bar(images.len(), &args.path);
+    let score = fid::compute_inception_score(
+        &model,
+        &images,
+        args.batch_size,
+        args.splits,
+        device,
+        &mut |done| bar.set_position(done as u64),
+    );
+    bar.finish_and_clear();
+    let score = score?;
+    if args.json {
+        println!("{}", serde_json::to_value(&score)?);
+    } else {
+        println!("{} {}", score.mean, score.std);
+    }
+    Ok(())
+}
+
+/// `nsgf eval fid`.
+pub fn run_fid(args: FidArgs) -> Result<()> {
+    nsgf::with_backend!(args.device, |B, dev| fid_on::<B>(&args, &dev))
+}
+
+/// `nsgf eval is`.
+pub fn run_is(args: IsArgs) -> Result<()> {
+    nsgf::with_backend!(args.device, |B, dev| is_on::<B>(&args, &dev))
+}
