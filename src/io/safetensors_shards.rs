@@ -23,7 +23,6 @@
 
 use crate::error::{NsgfError, Result};
 use crate::io::npy::{NpyArray, NpyData};
-use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -299,54 +298,14 @@ fn element_bytes(data: &NpyData) -> usize {
 
 /// Reads every tensor of one `.safetensors` file.
 fn read_file(path: &Path) -> Result<BTreeMap<String, NpyArray>> {
-    let bytes = std::fs::read(path).map_err(|e| NsgfError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| NsgfError::format(path, format!("not a valid safetensors file: {e}")))?;
-    let mut out = BTreeMap::new();
-    for (name, view) in st.iter() {
-        let raw = view.data();
-        let shape = view.shape().to_vec();
-        let data = match view.dtype() {
-            Dtype::F32 => NpyData::F32(
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            Dtype::F64 => NpyData::F64(
-                raw.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                    .collect(),
-            ),
-            Dtype::U8 => NpyData::U8(raw.to_vec()),
-            Dtype::I64 => NpyData::I64(
-                raw.chunks_exact(8)
-                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                    .collect(),
-            ),
-            Dtype::I32 => NpyData::I64(
-                raw.chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                    .collect(),
-            ),
-            other => {
-                return Err(NsgfError::format(
-                    path,
-                    format!(
-                        "tensor `{name}` has element type {other:?}; supported: F32, F64, U8, \
-                         I32, I64"
-                    ),
-                ))
-            }
-        };
-        out.insert(name.to_string(), NpyArray { shape, data });
-    }
-    Ok(out)
+    super::tensors::read_safetensors(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
 
     fn write_shard(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors

@@ -40,7 +40,10 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, NpyAr
             other => {
                 return Err(NsgfError::format(
                     path,
-                    format!("tensor {name} has unsupported dtype {other:?}"),
+                    format!(
+                        "tensor `{name}` has element type {other:?}; supported: F32, F64, U8, \
+                         I32, I64"
+                    ),
                 ))
             }
         };
