@@ -11,7 +11,11 @@ pub fn half_sq_cost<B: Backend>(x: &Tensor<B, 2>, y: &Tensor<B, 2>) -> Tensor<B,
     let x2 = x.clone().powi_scalar(2).sum_dim(1).mul_scalar(0.5); // (n, 1)
     let y2 = y.clone().powi_scalar(2).sum_dim(1).mul_scalar(0.5); // (m, 1)
     let xy = x.clone().matmul(y.clone().transpose()); // (n, m)
-    (x2 + y2.transpose() - xy).clamp_min(0.0)
+                                                      // (|y_j|²/2 rows, materialised) + |x_i|²/2 = the same sums as x2 + y2ᵀ, but with the (n, m)
+                                                      // operand on the left every later op runs in place (on the CPU backend a broadcast on
+                                                      // the left operand takes a slow strided path).
+    let n = x2.dims()[0];
+    (y2.transpose().repeat_dim(0, n) + x2 - xy).clamp_min(0.0)
 }
 
 #[cfg(test)]

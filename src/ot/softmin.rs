@@ -34,8 +34,13 @@ impl<B: Backend> Softmin<B> for Tensorized {
 
     fn softmin(&self, eps: f64, cost: &Tensor<B, 2>, h: Tensor<B, 1>) -> Tensor<B, 1> {
         let [n, _] = cost.dims();
-        let s = h.unsqueeze_dim::<2>(0) - cost.clone().div_scalar(eps); // (n, m)
+        // s = h − C/ε, written C/(−ε) + h (the same values: IEEE division is sign-symmetric and
+        // a − b = a + (−b) exactly). With the (n, m) operand on the left and the broadcast row
+        // on the right, `+ h` updates the fresh matrix in place (a SIMD row broadcast on the
+        // CPU backend); `h − C/ε` would take the strided fallback, ~30× slower.
+        let s = cost.clone().div_scalar(-eps) + h.unsqueeze_dim::<2>(0); // (n, m), one copy
         let max = s.clone().max_dim(1); // (n, 1)
+                                        // `s` is unique again here: `s − max` and `exp` run in place.
         let lse = (s - max.clone()).exp().sum_dim(1).log() + max; // (n, 1)
         lse.mul_scalar(-eps).reshape([n])
     }

@@ -32,7 +32,8 @@ pub fn barycentric_projection<B: Backend>(
     z: &Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     let h = log_w.clone() + dual.clone().div_scalar(eps);
-    let logits = h.unsqueeze_dim::<2>(0) - cost.clone().div_scalar(eps);
+    // h − C/ε as C/(−ε) + h: same values, in-place row broadcast (see `Tensorized::softmin`).
+    let logits = cost.clone().div_scalar(-eps) + h.unsqueeze_dim::<2>(0);
     softmax(logits, 1).matmul(z.clone())
 }
 
