@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
 mod eval;
 mod fid;
 mod ot;
@@ -31,6 +32,9 @@ enum Command {
     Sample(train::SampleArgs),
     /// Train, evaluate (W2 at 10 and 100 steps over 3 seeds) and draw the figures of one 2-D problem.
     Run(train::RunArgs),
+    /// Experiment harnesses (the paper's Table 1).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Parses the arguments, runs the command, prints any error and returns the exit code.
@@ -49,6 +53,7 @@ pub fn run() -> ExitCode {
         Command::Train(args) => train::train(args),
         Command::Sample(args) => train::sample(args),
         Command::Run(args) => train::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

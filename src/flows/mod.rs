@@ -7,8 +7,10 @@
 //! with `K` uniform steps uses `Δτ = 1/K` (step size `ηT/K` in the paper's units) and `K = T`
 //! reproduces Algorithm 2 exactly.
 
+pub mod matching;
 pub mod nsgf;
 pub mod pool;
+pub mod reflow;
 pub mod samplers;
 
 use burn::tensor::{backend::Backend, Tensor};

@@ -93,6 +93,23 @@ impl TrajectoryPool {
 
     /// Draws `batch` samples uniformly with replacement.
     pub fn sample(&self, batch: usize, rng: &mut impl Rng) -> Result<PoolBatch> {
+        self.sample_along_segments(batch, 0.0, rng)
+    }
+
+    /// Draws `batch` samples uniformly with replacement and moves each one a uniform fraction
+    /// `s ∈ [0, 1)` along its Euler segment: `(x + s·Δτ·u, τ + s·Δτ, u)`.
+    ///
+    /// A stored sample `(x_k, τ_k, u_k)` of a flow with `T` Euler steps is the start of the
+    /// segment `x(τ) = x_k + (τ − τ_k) u_k`, `τ ∈ [τ_k, τ_k + 1/T)`, on which the teacher's
+    /// velocity is exactly `u_k`. Training on points of the whole segment (`Δτ = 1/T`) teaches the
+    /// network the piecewise-linear teacher path at every `τ`, not only at the `T` grid times, so
+    /// that sampling with more steps than `T` still follows it. `Δτ = 0` gives the grid samples.
+    pub fn sample_along_segments(
+        &self,
+        batch: usize,
+        dtau: f32,
+        rng: &mut impl Rng,
+    ) -> Result<PoolBatch> {
         if self.len == 0 {
             return Err(NsgfError::Other(
                 "cannot sample from an empty trajectory pool".into(),
@@ -106,9 +123,21 @@ impl TrajectoryPool {
         };
         for _ in 0..batch {
             let i = rng.random_range(0..self.len);
-            out.x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
-            out.u.extend_from_slice(&self.u[i * d..(i + 1) * d]);
-            out.tau.push(self.tau[i]);
+            let u = &self.u[i * d..(i + 1) * d];
+            if dtau > 0.0 {
+                let s = dtau * rng.random::<f32>();
+                out.x.extend(
+                    self.x[i * d..(i + 1) * d]
+                        .iter()
+                        .zip(u)
+                        .map(|(x, u)| x + s * u),
+                );
+                out.tau.push(self.tau[i] + s);
+            } else {
+                out.x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
+                out.tau.push(self.tau[i]);
+            }
+            out.u.extend_from_slice(u);
         }
         Ok(out)
     }
@@ -140,6 +169,24 @@ mod tests {
             .all(|(x, u)| (u[0] - x[0] / 10.0).abs() < 1e-6));
         assert!(b.x.chunks(2).any(|r| r[0] == 4.0));
         assert_eq!(b.tau.len(), 300);
+    }
+
+    #[test]
+    fn segment_samples_lie_on_the_euler_segment() {
+        let mut p = TrajectoryPool::new(2, 4).unwrap();
+        p.push(&[1.0, 2.0], 0.25, &[4.0, -8.0]).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let b = p.sample_along_segments(500, 0.25, &mut rng).unwrap();
+        let mut spread = (f32::INFINITY, f32::NEG_INFINITY);
+        for i in 0..500 {
+            let s = b.tau[i] - 0.25;
+            assert!((0.0..0.25).contains(&s));
+            assert!((b.x[2 * i] - (1.0 + s * 4.0)).abs() < 1e-6);
+            assert!((b.x[2 * i + 1] - (2.0 - s * 8.0)).abs() < 1e-6);
+            assert_eq!((b.u[2 * i], b.u[2 * i + 1]), (4.0, -8.0));
+            spread = (spread.0.min(s), spread.1.max(s));
+        }
+        assert!(spread.0 < 0.01 && spread.1 > 0.24, "{spread:?}");
     }
 
     #[test]

@@ -45,16 +45,52 @@ fn bounds(points: impl Iterator<Item = (f32, f32)>) -> (f32, f32, f32, f32) {
 /// to red (late) as in the paper's Fig. 3, final particles in red.
 pub fn trajectory_plot(png: &Path, path: &[Vec<f32>], target: &[f32], title: &str) -> Result<()> {
     register_font();
+    create_parent(png)?;
+    let root = BitMapBackend::new(png, (700, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    draw_paths(&root, path, target, title, 22)?;
+    root.present().map_err(plot_err)
+}
+
+/// Several methods' sample paths side by side (the paper's Figs. 3 and 6): one panel per
+/// `(title, path)`, in rows of at most 4, all over the same target samples.
+pub fn trajectory_panels(
+    png: &Path,
+    panels: &[(String, Vec<Vec<f32>>)],
+    target: &[f32],
+) -> Result<()> {
+    register_font();
+    create_parent(png)?;
+    let cols = panels.len().clamp(1, 4);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let root = BitMapBackend::new(png, (cols as u32 * 400, rows as u32 * 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let areas = root.split_evenly((rows, cols));
+    for ((title, path), area) in panels.iter().zip(areas.iter()) {
+        draw_paths(area, path, target, title, 18)?;
+    }
+    root.present().map_err(plot_err)
+}
+
+fn create_parent(png: &Path) -> Result<()> {
     if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
     }
+    Ok(())
+}
+
+fn draw_paths<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    path: &[Vec<f32>],
+    target: &[f32],
+    title: &str,
+    font: u32,
+) -> Result<()> {
     let pairs = |v: &[f32]| v.chunks_exact(2).map(|c| (c[0], c[1])).collect::<Vec<_>>();
     let all = path.iter().flat_map(|p| pairs(p)).chain(pairs(target));
     let (x0, x1, y0, y1) = bounds(all);
-    let root = BitMapBackend::new(png, (700, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", font))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(40)
@@ -113,7 +149,7 @@ pub fn trajectory_plot(png: &Path, path: &[Vec<f32>], target: &[f32], title: &st
             )
             .map_err(plot_err)?;
     }
-    root.present().map_err(plot_err)
+    Ok(())
 }
 
 /// W2 against the step index for several series (`(label, [(step, w2)])`), log-scale y, with
@@ -125,9 +161,7 @@ pub fn w2_curve(
     title: &str,
 ) -> Result<()> {
     register_font();
-    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
-    }
+    create_parent(png)?;
     let max_step = series
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.0))

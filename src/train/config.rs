@@ -17,6 +17,10 @@ pub struct PoolConfig {
     pub refresh_every: usize,
     /// Flows replaced at each refresh.
     pub refresh_batches: usize,
+    /// Train on points of the teacher's whole Euler segments, not only its `T` grid times
+    /// (see `TrajectoryPool::sample_along_segments`), so that sampling with more than `T` steps
+    /// follows the teacher's path.
+    pub segments: bool,
 }
 
 impl Default for PoolConfig {
@@ -25,6 +29,7 @@ impl Default for PoolConfig {
             batches: 100,
             refresh_every: 0,
             refresh_batches: 10,
+            segments: true,
         }
     }
 }

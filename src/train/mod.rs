@@ -2,9 +2,14 @@
 //!
 //! * [`config`] — the TOML config of a 2-D NSGF run.
 //! * [`checkpoint`] — atomic safetensors checkpoints with optimizer state, and resume.
+//! * [`fit`] — the velocity-regression loop shared by NSGF and the flow-matching baselines.
 //! * [`nsgf`] — Algorithm 1 end to end (trajectory pool + velocity-field matching) and sampling.
+//! * [`toy_eval`] — the 2-D evaluation protocol (W2, floor, teacher).
+//! * [`table1`] — the paper's Table 1 harness (NSGF beside FM, I-CFM, OT-CFM, SI, k-RF).
 
 pub mod checkpoint;
 pub mod config;
+pub mod fit;
 pub mod nsgf;
+pub mod table1;
 pub mod toy_eval;

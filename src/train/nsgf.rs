@@ -3,6 +3,7 @@
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE, MODEL_FILE};
 use super::config::ToyConfig;
+use super::fit::{bar, fit_velocity};
 use crate::convert::rows_to_tensor;
 use crate::data::toy2d::Distribution;
 use crate::error::{NsgfError, Result};
@@ -12,10 +13,9 @@ use crate::flows::samplers::{integrate, Solver};
 use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::AdamConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
@@ -33,19 +33,6 @@ pub struct TrainReport {
     /// Seconds spent building the pool and training.
     pub pool_seconds: f64,
     pub train_seconds: f64,
-}
-
-fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb
 }
 
 /// Draws an `(n, 2)` tensor from a 2-D distribution.
@@ -122,66 +109,59 @@ pub fn train<B: AutodiffBackend>(
         tracing::info!(step, "resumed");
     }
 
-    let t1 = Instant::now();
     let pb = bar(
         cfg.train.steps as u64,
         show_progress,
         "train {bar:30} {pos}/{len} loss {msg} {per_sec} eta {eta}",
     );
-    pb.set_position(step as u64);
-    let mut recent = std::collections::VecDeque::with_capacity(100);
-    while step < cfg.train.steps {
-        if cfg.pool.refresh_every > 0 && step > 0 && step.is_multiple_of(cfg.pool.refresh_every) {
-            fill_pool::<B::InnerBackend>(
-                &mut pool,
-                &cfg.nsgf,
-                cfg.pool.refresh_batches,
-                |n| {
-                    (
-                        sample_tensor(source, n, &mut rng, &inner),
-                        sample_tensor(target, n, &mut rng, &inner),
-                    )
-                },
-                |_| {},
-            )?;
-        }
-        let batch = pool.sample(cfg.train.batch, &mut rng)?;
-        let b = cfg.train.batch;
-        let x = rows_to_tensor::<B>(batch.x, b, 2, device);
-        let tau = rows_to_tensor::<B>(batch.tau, b, 1, device);
-        let u = rows_to_tensor::<B>(batch.u, b, 2, device);
-        // Eq. 12: ‖u_θ(x_τ, τ) − u_τ‖², averaged over the batch and coordinates.
-        let loss = (model.forward(x, tau) - u).powi_scalar(2).mean();
-        let loss_value = crate::convert::to_f64_vec(loss.clone())?[0];
-        if !loss_value.is_finite() {
-            return Err(NsgfError::NonFinite(format!(
-                "training loss became {loss_value} at step {step}; lower train.lr or check the data"
-            )));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.train.lr, model, grads);
-        step += 1;
-        if recent.len() == 100 {
-            recent.pop_front();
-        }
-        recent.push_back(loss_value);
-        if step.is_multiple_of(50) {
-            pb.set_message(format!("{loss_value:.4}"));
-        }
-        pb.set_position(step as u64);
-        if cfg.train.checkpoint_every > 0 && step.is_multiple_of(cfg.train.checkpoint_every) {
-            checkpoint::save_checkpoint(run_dir, &model, &optim, &TrainState { step })?;
-        }
-    }
+    // Segment sampling (see `TrajectoryPool::sample_along_segments`): Δτ = 1/T.
+    let dtau = if cfg.pool.segments {
+        1.0 / cfg.nsgf.steps as f32
+    } else {
+        0.0
+    };
+    let (model, fit) = fit_velocity(
+        model,
+        &mut optim,
+        device,
+        step,
+        &cfg.train,
+        |step| {
+            if cfg.pool.refresh_every > 0 && step > 0 && step.is_multiple_of(cfg.pool.refresh_every)
+            {
+                fill_pool::<B::InnerBackend>(
+                    &mut pool,
+                    &cfg.nsgf,
+                    cfg.pool.refresh_batches,
+                    |n| {
+                        (
+                            sample_tensor(source, n, &mut rng, &inner),
+                            sample_tensor(target, n, &mut rng, &inner),
+                        )
+                    },
+                    |_| {},
+                )?;
+            }
+            pool.sample_along_segments(cfg.train.batch, dtau, &mut rng)
+        },
+        |step, model, optim| {
+            if cfg.train.checkpoint_every > 0 && step.is_multiple_of(cfg.train.checkpoint_every) {
+                checkpoint::save_checkpoint(run_dir, model, optim, &TrainState { step })?;
+            }
+            Ok(())
+        },
+        &pb,
+    )?;
+    let step = fit.steps;
     pb.finish_and_clear();
     checkpoint::save_checkpoint(run_dir, &model, &optim, &TrainState { step })?;
     Ok(TrainReport {
         steps: step,
-        final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+        final_loss: fit.final_loss,
         pool_samples: pool.len(),
         pool_bytes: pool.memory_bytes(),
         pool_seconds,
-        train_seconds: t1.elapsed().as_secs_f64(),
+        train_seconds: fit.seconds,
     })
 }
 

@@ -19,10 +19,10 @@ use crate::ot::emd::w2;
 use crate::ot::sinkhorn::{OtProblem, SinkhornConfig};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mean and sample standard deviation.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MeanStd {
     pub mean: f64,
     pub std: f64,

@@ -1,0 +1,84 @@
+//! `nsgf bench ...`: experiment harnesses that regenerate the paper's tables.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use nsgf::backend::DeviceKind;
+use nsgf::train::table1::{run_table1, Table1Settings};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Table 1: NSGF and the flow-matching baselines on the 2-D suite (W2 at 10 and 100 Euler
+    /// steps, mean ± std over seeds), with path figures and W2-vs-step curves. Resumable: finished
+    /// cells are read back from --work.
+    Table1(Table1Args),
+}
+
+#[derive(Args, Debug)]
+pub struct Table1Args {
+    /// Seeds per cell.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Gradient steps per model (the paper: 20,000).
+    #[arg(long, default_value_t = 20_000)]
+    steps: usize,
+    /// Methods (comma-separated): nsgf, otcfm, 1rf, 2rf, 3rf, si, fm, icfm.
+    #[arg(long, value_delimiter = ',', default_values_t = Table1Settings::default().methods)]
+    methods: Vec<String>,
+    /// Problems (comma-separated): 8gaussians, 8gaussians-moons, moons, scurve, checkerboard.
+    #[arg(long, value_delimiter = ',', default_values_t = Table1Settings::default().problems)]
+    problems: Vec<String>,
+    /// Output folder for table1.md, table1.json and the figures.
+    #[arg(long)]
+    out: PathBuf,
+    /// Work folder for models and cached cells (default: runs/table1).
+    #[arg(long, default_value = "runs/table1")]
+    work: PathBuf,
+    /// Folder of the NSGF configs (<problem>.toml).
+    #[arg(long, default_value = "configs")]
+    configs: PathBuf,
+    /// σ of FM / I-CFM / OT-CFM / SI.
+    #[arg(long, default_value_t = 0.1)]
+    sigma: f64,
+    /// Samples per evaluation.
+    #[arg(long, default_value_t = 1024)]
+    n: usize,
+    /// Pairs per k-RF reflow coupling.
+    #[arg(long, default_value_t = 10_000)]
+    reflow_pairs: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Table1(a) => {
+            let settings = Table1Settings {
+                problems: a.problems,
+                methods: a.methods,
+                seeds: a.seeds,
+                steps: a.steps,
+                sigma: a.sigma,
+                n_eval: a.n,
+                reflow_pairs: a.reflow_pairs,
+                configs: a.configs,
+                ..Table1Settings::default()
+            };
+            settings.parse()?;
+            let show = std::io::stderr().is_terminal();
+            let table = nsgf::with_autodiff_backend!(a.device, |B, dev| run_table1::<B>(
+                &settings, &a.work, &a.out, &dev, show
+            ))
+            .context("table1")?;
+            println!("{}", nsgf::train::table1::markdown(&table));
+            eprintln!(
+                "wrote table1.md, table1.json and figures to {} ({:.1} min)",
+                a.out.display(),
+                table.seconds / 60.0
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,819 @@
+//! The paper's Table 1 harness: NSGF and the flow-matching baselines (FM, I-CFM, OT-CFM, SI,
+//! k-RF) trained with the same network (MLP 3×256), optimiser (Adam), batch and step budget on
+//! the five 2-D problems, evaluated by exact W2 between 1024 generated and 1024 fresh test
+//! samples after 10 and 100 uniform Euler steps, mean ± std over seeds.
+//!
+//! Every `(problem, method, seed)` cell is trained, evaluated and cached as JSON under the work
+//! directory, so an interrupted table resumes where it stopped and a finished cell is never
+//! recomputed. The models stay in the work directory (k-RF reads the `(k−1)`-RF model of the
+//! same seed, the figures the seed-0 models); the output directory gets `table1.md`,
+//! `table1.json` and the figures.
+//!
+//! Time convention (see [`crate::flows`]): every model is a field on `τ ∈ [0, 1]` and `K`
+//! sampling steps are Euler steps of `Δτ = 1/K`. For NSGF, trained on a teacher of `T` flow steps
+//! of size `η`, that is `K` steps of size `ηT/K` in the paper's units (`K = T` is Algorithm 2).
+
+use super::checkpoint::{load_model, save_model, MODEL_FILE};
+use super::config::{OptimConfig, ToyConfig};
+use super::fit::{bar, fit_velocity};
+use super::nsgf::{load_run, train as train_nsgf};
+use super::toy_eval::MeanStd;
+use crate::convert::to_f32_vec;
+use crate::data::toy2d::{sample_points, Distribution, Problem};
+use crate::error::{NsgfError, Result};
+use crate::flows::matching::{
+    ExactOtCfm, IndependentCfm, Matcher, RectifiedFlow, TargetFm, VpInterpolant,
+};
+use crate::flows::reflow::Coupling;
+use crate::flows::samplers::{integrate, Solver};
+use crate::io::npy::write_atomic;
+use crate::metrics::plots::{trajectory_panels, w2_curve};
+use crate::models::mlp::{MlpConfig, VelocityMlp};
+use crate::ot::emd::w2;
+use burn::module::AutodiffModule;
+use burn::optim::AdamConfig;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+/// A row of Table 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Neural Sinkhorn Gradient Flow (trained from `configs/<problem>.toml`).
+    Nsgf,
+    /// Flow matching (Lipman et al.).
+    Fm,
+    /// Independent conditional flow matching.
+    Icfm,
+    /// Exact-OT conditional flow matching.
+    OtCfm,
+    /// Trigonometric (variance-preserving) stochastic interpolant.
+    Si,
+    /// k-rectified flow, `k ≥ 1`.
+    Rf(usize),
+}
+
+impl Method {
+    /// Every method of the table, in the paper's order where it has one.
+    pub const ALL: [Method; 8] = [
+        Method::Nsgf,
+        Method::OtCfm,
+        Method::Rf(1),
+        Method::Rf(2),
+        Method::Rf(3),
+        Method::Si,
+        Method::Fm,
+        Method::Icfm,
+    ];
+
+    /// File-system key ("nsgf", "otcfm", "2rf", ...).
+    pub fn key(self) -> String {
+        match self {
+            Method::Nsgf => "nsgf".into(),
+            Method::Fm => "fm".into(),
+            Method::Icfm => "icfm".into(),
+            Method::OtCfm => "otcfm".into(),
+            Method::Si => "si".into(),
+            Method::Rf(k) => format!("{k}rf"),
+        }
+    }
+
+    /// The paper's label ("NSGF", "OT-CFM", "2-RF", ...).
+    pub fn label(self) -> String {
+        match self {
+            Method::Nsgf => "NSGF".into(),
+            Method::Fm => "FM".into(),
+            Method::Icfm => "I-CFM".into(),
+            Method::OtCfm => "OT-CFM".into(),
+            Method::Si => "SI".into(),
+            Method::Rf(k) => format!("{k}-RF"),
+        }
+    }
+
+    /// The paper's Table 1 values (10 steps, 100 steps) for this method on `problem`, if any
+    /// (the paper has no I-CFM row and no 4-RF and beyond).
+    pub fn paper(self, problem: Problem) -> Option<(f64, f64)> {
+        let row: [(f64, f64); 5] = match self {
+            Method::Nsgf => [
+                (0.285, 0.278),
+                (0.144, 0.144),
+                (0.077, 0.067),
+                (0.117, 0.110),
+                (0.252, 0.147),
+            ],
+            Method::OtCfm => [
+                (0.289, 0.269),
+                (0.173, 0.165),
+                (0.088, 0.078),
+                (0.149, 0.127),
+                (0.253, 0.159),
+            ],
+            Method::Rf(1) => [
+                (0.427, 0.415),
+                (0.294, 0.293),
+                (0.107, 0.099),
+                (0.169, 0.136),
+                (0.396, 0.166),
+            ],
+            Method::Rf(2) => [
+                (0.428, 0.430),
+                (0.311, 0.311),
+                (0.125, 0.121),
+                (0.171, 0.136),
+                (0.421, 0.170),
+            ],
+            Method::Rf(3) => [
+                (0.421, 0.414),
+                (0.298, 0.297),
+                (0.110, 0.103),
+                (0.170, 0.140),
+                (0.413, 0.170),
+            ],
+            Method::Si => [
+                (0.435, 0.411),
+                (0.324, 0.294),
+                (0.134, 0.096),
+                (0.187, 0.139),
+                (0.427, 0.166),
+            ],
+            Method::Fm => [
+                (0.423, 0.415),
+                (0.292, 0.290),
+                (0.111, 0.097),
+                (0.171, 0.135),
+                (0.417, 0.165),
+            ],
+            _ => return None,
+        };
+        let i = Problem::ALL.iter().position(|p| *p == problem)?;
+        Some(row[i])
+    }
+
+    /// The matcher of a flow-matching method (`None` for NSGF).
+    pub fn matcher(self, sigma: f64) -> Option<Box<dyn Matcher>> {
+        Some(match self {
+            Method::Nsgf => return None,
+            Method::Fm => Box::new(TargetFm { sigma }),
+            Method::Icfm => Box::new(IndependentCfm { sigma }),
+            Method::OtCfm => Box::new(ExactOtCfm { sigma }),
+            Method::Si => Box::new(VpInterpolant { sigma }),
+            Method::Rf(k) => Box::new(RectifiedFlow { k }),
+        })
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+impl FromStr for Method {
+    type Err = NsgfError;
+    fn from_str(s: &str) -> Result<Self> {
+        let key = s.to_ascii_lowercase().replace(['-', '_'], "");
+        Ok(match key.as_str() {
+            "nsgf" => Method::Nsgf,
+            "fm" => Method::Fm,
+            "icfm" | "cfm" => Method::Icfm,
+            "otcfm" => Method::OtCfm,
+            "si" => Method::Si,
+            _ => match key.strip_suffix("rf").map(str::parse::<usize>) {
+                Some(Ok(k)) if (1..=9).contains(&k) => Method::Rf(k),
+                _ => {
+                    return Err(NsgfError::Param(format!(
+                        "unknown method '{s}'; valid: nsgf, fm, icfm, otcfm, si, 1rf, 2rf, 3rf (k-RF for k = 1..9)"
+                    )))
+                }
+            },
+        })
+    }
+}
+
+/// Settings of a table run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Table1Settings {
+    pub problems: Vec<String>,
+    pub methods: Vec<String>,
+    /// Seeds per cell (training seed `s` and evaluation draws of seed `s`).
+    pub seeds: usize,
+    /// Gradient steps per model (the paper: 20,000; each k-RF stage gets this budget).
+    pub steps: usize,
+    /// Training batch (pairs per step; NSGF: samples drawn from its pool).
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// σ of FM (σ_min), I-CFM, OT-CFM and SI (torchcfm's 2-D examples use 0.1).
+    pub sigma: f64,
+    /// Generated and test samples per evaluation (the paper: 1024).
+    pub n_eval: usize,
+    /// Pairs of each reflow coupling, and the Euler steps used to generate them.
+    pub reflow_pairs: usize,
+    pub reflow_steps: usize,
+    /// Folder with the NSGF configs (`<problem>.toml`).
+    pub configs: PathBuf,
+}
+
+impl Default for Table1Settings {
+    fn default() -> Self {
+        Self {
+            problems: Problem::ALL.iter().map(|p| p.to_string()).collect(),
+            methods: Method::ALL.iter().map(|m| m.key()).collect(),
+            seeds: 3,
+            steps: 20_000,
+            batch: 256,
+            lr: 1e-3,
+            sigma: 0.1,
+            n_eval: 1024,
+            reflow_pairs: 10_000,
+            reflow_steps: 100,
+            configs: PathBuf::from("configs"),
+        }
+    }
+}
+
+impl Table1Settings {
+    /// Everything that changes a cell's result, as text (stored with each cached cell).
+    pub fn cell_key(&self) -> String {
+        format!(
+            "steps={} batch={} lr={} sigma={} n_eval={} reflow={}x{} configs={}",
+            self.steps,
+            self.batch,
+            self.lr,
+            self.sigma,
+            self.n_eval,
+            self.reflow_pairs,
+            self.reflow_steps,
+            self.configs.display()
+        )
+    }
+
+    /// Parsed problems and methods; checks every numeric setting.
+    pub fn parse(&self) -> Result<(Vec<Problem>, Vec<Method>)> {
+        let problems = self
+            .problems
+            .iter()
+            .map(|p| p.parse::<Problem>())
+            .collect::<Result<Vec<_>>>()?;
+        let methods = self
+            .methods
+            .iter()
+            .map(|m| m.parse::<Method>())
+            .collect::<Result<Vec<_>>>()?;
+        for (v, name) in [
+            (self.seeds, "seeds"),
+            (self.steps, "steps"),
+            (self.batch, "batch"),
+            (self.n_eval, "n_eval"),
+            (self.reflow_pairs, "reflow_pairs"),
+            (self.reflow_steps, "reflow_steps"),
+            (problems.len(), "problems"),
+            (methods.len(), "methods"),
+        ] {
+            if v == 0 {
+                return Err(NsgfError::Param(format!(
+                    "table1: {name} must be at least 1"
+                )));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(NsgfError::Param(format!(
+                "table1: lr must be > 0, got {}",
+                self.lr
+            )));
+        }
+        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
+            return Err(NsgfError::Param(format!(
+                "table1: sigma must be ≥ 0, got {}",
+                self.sigma
+            )));
+        }
+        Ok((problems, methods))
+    }
+}
+
+/// The evaluation of one trained model with one seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Cell {
+    pub problem: String,
+    pub method: String,
+    pub seed: u64,
+    /// W2 after 10 and 100 Euler steps.
+    pub w2_10: f64,
+    pub w2_100: f64,
+    /// W2 to the test set after each of the 10 Euler steps (index 0 = the source draw).
+    pub curve_10: Vec<f64>,
+    /// Training loss (mean of the last 100 steps) and seconds (NSGF: pool + training; k-RF:
+    /// coupling generation + training).
+    pub final_loss: f64,
+    pub train_seconds: f64,
+    /// The settings the cell was made with ([`Table1Settings::cell_key`]); a cached cell made
+    /// with other settings is recomputed.
+    #[serde(default)]
+    pub settings: String,
+}
+
+fn draw(dist: Distribution, n: usize, seed: u64) -> crate::io::npy::Points {
+    let mut rng = StdRng::seed_from_u64(seed);
+    sample_points(dist, n, &mut rng)
+}
+
+/// Test set, source draw and floor draw of evaluation seed `s` (shared by every method).
+fn eval_draws(problem: Problem, n: usize, s: u64) -> [crate::io::npy::Points; 3] {
+    [
+        draw(problem.target(), n, 10_000 + s),
+        draw(problem.source(), n, 20_000 + s),
+        draw(problem.target(), n, 30_000 + s),
+    ]
+}
+
+/// Euler paths of `field` from the seed-`s` source draw: the 10-step path and the 100-step end.
+fn sample_paths<B: Backend>(
+    model: &VelocityMlp<B>,
+    problem: Problem,
+    n: usize,
+    s: u64,
+    dev: &B::Device,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    let x0 = eval_draws(problem, n, s)[1].clone();
+    let start = || crate::convert::points_to_tensor::<B>(&x0, dev, burn::tensor::DType::F32);
+    let mut path = Vec::new();
+    let mut bad = None;
+    integrate(
+        model,
+        start(),
+        0.0,
+        1.0,
+        10,
+        Solver::Euler,
+        |_, x| match to_f32_vec(x.clone()) {
+            Ok(v) => path.push(v),
+            Err(e) => bad = Some(e),
+        },
+    )?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    let (x100, _) = integrate(model, start(), 0.0, 1.0, 100, Solver::Euler, |_, _| {})?;
+    Ok((path, to_f32_vec(x100)?))
+}
+
+fn points(v: &[f32]) -> crate::io::npy::Points {
+    crate::io::npy::Points {
+        n: v.len() / 2,
+        d: 2,
+        data: v.iter().map(|&x| x as f64).collect(),
+    }
+}
+
+/// Evaluates a trained model with evaluation seed `s` (paper E.1 protocol).
+fn evaluate_model<B: Backend>(
+    model: &VelocityMlp<B>,
+    problem: Problem,
+    n: usize,
+    s: u64,
+    dev: &B::Device,
+) -> Result<(f64, f64, Vec<f64>)> {
+    let test = &eval_draws(problem, n, s)[0];
+    let (path, x100) = sample_paths(model, problem, n, s, dev)?;
+    let curve = path
+        .iter()
+        .map(|x| w2(&points(x), test))
+        .collect::<Result<Vec<_>>>()?;
+    let w2_10 = *curve.last().unwrap_or(&f64::NAN);
+    Ok((w2_10, w2(&points(&x100), test)?, curve))
+}
+
+/// Paths of the work directory.
+fn cell_dir(work: &Path, problem: Problem, method: Method, seed: u64) -> PathBuf {
+    work.join(problem.to_string())
+        .join(method.key())
+        .join(format!("seed{seed}"))
+}
+const CELL_FILE: &str = "cell.json";
+
+fn new_model<B: Backend>(dev: &B::Device) -> VelocityMlp<B> {
+    MlpConfig::new(2).init(dev)
+}
+
+/// Trains one flow-matching cell; returns the model, final loss and seconds.
+fn train_matcher<B: AutodiffBackend>(
+    settings: &Table1Settings,
+    problem: Problem,
+    method: Method,
+    seed: u64,
+    work: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<(VelocityMlp<B::InnerBackend>, f64, f64)> {
+    let t0 = Instant::now();
+    let matcher = method
+        .matcher(settings.sigma)
+        .ok_or_else(|| NsgfError::Other("NSGF has no flow-matching objective".to_string()))?;
+    if matcher.needs_gaussian_source() && problem.source() != Distribution::Gaussian {
+        tracing::warn!(
+            %problem,
+            "{} assumes an N(0, I) source; {problem}'s source is {} (trained anyway, as in the paper)",
+            matcher.name(),
+            problem.source().name()
+        );
+    }
+    B::seed(dev, seed);
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(7));
+    // k-RF, k ≥ 2: pairs from the (k−1)-RF model of the same seed.
+    let coupling = match method {
+        Method::Rf(k) if k >= 2 => {
+            let prev = cell_dir(work, problem, Method::Rf(k - 1), seed).join(MODEL_FILE);
+            let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+            let prev_model =
+                load_model(new_model::<B::InnerBackend>(&inner), &prev).map_err(|e| {
+                    NsgfError::Other(format!("{k}-RF needs the {}-RF model: {e}", k - 1))
+                })?;
+            let x0 = problem.source().sample(settings.reflow_pairs, &mut rng);
+            Some(Coupling::from_flow(
+                &prev_model,
+                x0,
+                2,
+                settings.reflow_steps,
+                Solver::Euler,
+                &inner,
+            )?)
+        }
+        _ => None,
+    };
+    let opt = OptimConfig {
+        steps: settings.steps,
+        batch: settings.batch,
+        lr: settings.lr,
+        checkpoint_every: 0,
+    };
+    let mut optim = AdamConfig::new().init::<B, VelocityMlp<B>>();
+    let pb = bar(
+        settings.steps as u64,
+        show,
+        &format!(
+            "{problem} {} seed {seed} {{bar:30}} {{pos}}/{{len}} loss {{msg}} {{per_sec}} eta {{eta}}",
+            method.label()
+        ),
+    );
+    let (model, fit) = fit_velocity(
+        new_model::<B>(dev),
+        &mut optim,
+        dev,
+        0,
+        &opt,
+        |_| {
+            let (x0, x1) = match &coupling {
+                Some(c) => c.sample(settings.batch, &mut rng),
+                None => (
+                    problem.source().sample(settings.batch, &mut rng),
+                    problem.target().sample(settings.batch, &mut rng),
+                ),
+            };
+            matcher.sample(&x0, &x1, 2, &mut rng)
+        },
+        |_, _, _| Ok(()),
+        &pb,
+    )?;
+    pb.finish_and_clear();
+    Ok((model.valid(), fit.final_loss, t0.elapsed().as_secs_f64()))
+}
+
+/// Trains one NSGF cell from `configs/<problem>.toml` (seed and budget overridden).
+fn train_nsgf_cell<B: AutodiffBackend>(
+    settings: &Table1Settings,
+    problem: Problem,
+    seed: u64,
+    dir: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<(VelocityMlp<B::InnerBackend>, f64, f64)> {
+    let t0 = Instant::now();
+    let path = settings.configs.join(format!("{problem}.toml"));
+    let mut cfg = ToyConfig::load(&path)?;
+    if cfg.problem != problem {
+        return Err(NsgfError::format(
+            &path,
+            format!("is a config for {}, expected {problem}", cfg.problem),
+        ));
+    }
+    cfg.seed = seed;
+    cfg.train.steps = settings.steps;
+    cfg.train.batch = settings.batch;
+    cfg.train.lr = settings.lr;
+    cfg.train.checkpoint_every = 0;
+    let report = train_nsgf::<B>(&cfg, dir, dev, false, show)?;
+    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+    let run = load_run::<B::InnerBackend>(dir, &inner)?;
+    Ok((run.model, report.final_loss, t0.elapsed().as_secs_f64()))
+}
+
+/// Trains (or loads from the cache) and evaluates one cell.
+fn run_cell<B: AutodiffBackend>(
+    settings: &Table1Settings,
+    problem: Problem,
+    method: Method,
+    seed: u64,
+    work: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<Cell> {
+    let dir = cell_dir(work, problem, method, seed);
+    let cell_path = dir.join(CELL_FILE);
+    if let Ok(text) = std::fs::read(&cell_path) {
+        match serde_json::from_slice::<Cell>(&text) {
+            Ok(cell) if cell.settings == settings.cell_key() && dir.join(MODEL_FILE).exists() => {
+                return Ok(cell)
+            }
+            Ok(_) => {
+                tracing::info!(path = %cell_path.display(), "cached cell made with other settings, recomputing")
+            }
+            Err(_) => {
+                tracing::warn!(path = %cell_path.display(), "unreadable cached cell, recomputing")
+            }
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
+    let (model, final_loss, train_seconds) = match method {
+        Method::Nsgf => train_nsgf_cell::<B>(settings, problem, seed, &dir, dev, show)?,
+        _ => {
+            let (m, l, t) = train_matcher::<B>(settings, problem, method, seed, work, dev, show)?;
+            save_model(&m, &dir.join(MODEL_FILE))?;
+            (m, l, t)
+        }
+    };
+    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+    let (w2_10, w2_100, curve_10) = evaluate_model(&model, problem, settings.n_eval, seed, &inner)?;
+    let cell = Cell {
+        problem: problem.to_string(),
+        method: method.key(),
+        seed,
+        w2_10,
+        w2_100,
+        curve_10,
+        final_loss,
+        train_seconds,
+        settings: settings.cell_key(),
+    };
+    let json = serde_json::to_vec_pretty(&cell).map_err(|e| NsgfError::Other(e.to_string()))?;
+    write_atomic(&cell_path, &json)?;
+    Ok(cell)
+}
+
+/// One aggregated entry of the table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    pub problem: String,
+    pub method: String,
+    pub label: String,
+    pub w2_10: MeanStd,
+    pub w2_100: MeanStd,
+    pub paper: Option<(f64, f64)>,
+    /// Mean W2 after each of the 10 steps.
+    pub curve_10: Vec<f64>,
+    pub train_seconds: MeanStd,
+}
+
+/// The whole table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Table1 {
+    pub settings: Table1Settings,
+    pub entries: Vec<Entry>,
+    /// Two-sample floor W2(fresh target draw, test) per problem.
+    pub floor: Vec<(String, MeanStd)>,
+    pub seconds: f64,
+}
+
+/// Trains and evaluates every cell (cached under `work`), then writes `table1.md`,
+/// `table1.json`, `paths_<problem>.png` and `w2_curve_<problem>.png` into `out`.
+pub fn run_table1<B: AutodiffBackend>(
+    settings: &Table1Settings,
+    work: &Path,
+    out: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<Table1> {
+    let t0 = Instant::now();
+    let (problems, methods) = settings.parse()?;
+    // k-RF needs (k−1)-RF first: train the missing lower stages too, in order.
+    let mut order: Vec<Method> = Vec::new();
+    for &m in &methods {
+        if let Method::Rf(k) = m {
+            for j in 1..k {
+                if !order.contains(&Method::Rf(j)) {
+                    order.push(Method::Rf(j));
+                }
+            }
+        }
+        if !order.contains(&m) {
+            order.push(m);
+        }
+    }
+    let total = (problems.len() * order.len() * settings.seeds) as u64;
+    let overall = bar(
+        total,
+        show,
+        "table1 {bar:30} {pos}/{len} cells {elapsed_precise} eta {eta}",
+    );
+    let mut entries = Vec::new();
+    let mut floor = Vec::new();
+    for &problem in &problems {
+        let n = settings.n_eval;
+        let f = (0..settings.seeds as u64)
+            .map(|s| {
+                let [test, _, fresh] = eval_draws(problem, n, s);
+                w2(&fresh, &test)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        floor.push((problem.to_string(), MeanStd::of(&f)));
+        for &method in &order {
+            let mut cells = Vec::new();
+            for s in 0..settings.seeds as u64 {
+                cells.push(run_cell::<B>(
+                    settings, problem, method, s, work, dev, show,
+                )?);
+                overall.inc(1);
+            }
+            if !methods.contains(&method) {
+                continue;
+            }
+            let pick =
+                |f: &dyn Fn(&Cell) -> f64| MeanStd::of(&cells.iter().map(f).collect::<Vec<_>>());
+            let len = cells.iter().map(|c| c.curve_10.len()).min().unwrap_or(0);
+            entries.push(Entry {
+                problem: problem.to_string(),
+                method: method.key(),
+                label: method.label(),
+                w2_10: pick(&|c| c.w2_10),
+                w2_100: pick(&|c| c.w2_100),
+                paper: method.paper(problem),
+                curve_10: (0..len)
+                    .map(|k| cells.iter().map(|c| c.curve_10[k]).sum::<f64>() / cells.len() as f64)
+                    .collect(),
+                train_seconds: pick(&|c| c.train_seconds),
+            });
+        }
+        figures::<B::InnerBackend>(problem, &methods, settings, work, out, &floor)?;
+    }
+    overall.finish_and_clear();
+    let table = Table1 {
+        settings: settings.clone(),
+        entries,
+        floor,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| NsgfError::io(out, e))?;
+    write_atomic(&out.join("table1.md"), markdown(&table).as_bytes())?;
+    let json = serde_json::to_vec_pretty(&table).map_err(|e| NsgfError::Other(e.to_string()))?;
+    write_atomic(&out.join("table1.json"), &json)?;
+    Ok(table)
+}
+
+/// Path panels (seed-0 models, 10 Euler steps) and W2-vs-step curves of one problem.
+fn figures<B: Backend>(
+    problem: Problem,
+    methods: &[Method],
+    settings: &Table1Settings,
+    work: &Path,
+    out: &Path,
+    floor: &[(String, MeanStd)],
+) -> Result<()> {
+    let dev = B::Device::default();
+    let n = settings.n_eval;
+    let mut panels = Vec::new();
+    let mut curves = Vec::new();
+    for &m in methods {
+        let dir = cell_dir(work, problem, m, 0);
+        let model = load_model(new_model::<B>(&dev), &dir.join(MODEL_FILE))?;
+        let (path, _) = sample_paths(&model, problem, n, 0, &dev)?;
+        panels.push((m.label(), path));
+        let mut mean = Vec::new();
+        for s in 0..settings.seeds as u64 {
+            let p = cell_dir(work, problem, m, s).join(CELL_FILE);
+            let text = std::fs::read(&p).map_err(|e| NsgfError::io(&p, e))?;
+            let cell: Cell =
+                serde_json::from_slice(&text).map_err(|e| NsgfError::format(&p, e.to_string()))?;
+            mean.resize(cell.curve_10.len(), 0.0);
+            for (a, v) in mean.iter_mut().zip(&cell.curve_10) {
+                *a += v / settings.seeds as f64;
+            }
+        }
+        curves.push((m.label(), mean.into_iter().enumerate().collect()));
+    }
+    let test = &eval_draws(problem, n, 0)[0];
+    let target: Vec<f32> = test.data.iter().map(|&v| v as f32).collect();
+    trajectory_panels(&out.join(format!("paths_{problem}.png")), &panels, &target)?;
+    let fl = floor
+        .iter()
+        .find(|(p, _)| *p == problem.to_string())
+        .map(|(_, f)| f.mean);
+    w2_curve(
+        &out.join(format!("w2_curve_{problem}.png")),
+        &curves,
+        fl,
+        &format!("{problem}: W2 along 10 Euler steps (mean over seeds)"),
+    )
+}
+
+/// `table1.md`: W2 at 10 and 100 steps per method and problem (ours mean ± std, the paper's
+/// value in brackets), the floor row, and the paper's comparative claim tested.
+pub fn markdown(t: &Table1) -> String {
+    let problems: Vec<String> = t.floor.iter().map(|(p, _)| p.clone()).collect();
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for e in &t.entries {
+        if !labels.iter().any(|(k, _)| *k == e.method) {
+            labels.push((e.method.clone(), e.label.clone()));
+        }
+    }
+    let find = |p: &str, m: &str| t.entries.iter().find(|e| e.problem == p && e.method == m);
+    let mut s = String::new();
+    s += &format!(
+        "# Table 1 (2-D): exact W2, {} generated vs {} test samples, mean ± std over {} seeds\n\n",
+        t.settings.n_eval, t.settings.n_eval, t.settings.seeds
+    );
+    s += &format!(
+        "Budget per model: {} Adam steps (lr {}), batch {}, MLP 3×256; σ = {} (FM, I-CFM, OT-CFM, SI); \
+k-RF couplings: {} pairs by {} Euler steps of the previous model. In brackets: the paper's value. \
+Wall time of this run: {:.1} min.\n\n",
+        t.settings.steps,
+        t.settings.lr,
+        t.settings.batch,
+        t.settings.sigma,
+        t.settings.reflow_pairs,
+        t.settings.reflow_steps,
+        t.seconds / 60.0
+    );
+    for (col, title) in [(0usize, "10 Euler steps"), (1, "100 Euler steps")] {
+        s += &format!("## {title}\n\n| method |");
+        for p in &problems {
+            s += &format!(" {p} |");
+        }
+        s += "\n|---|";
+        s += &"---:|".repeat(problems.len());
+        s += "\n";
+        for (key, label) in &labels {
+            s += &format!("| {label} |");
+            for p in &problems {
+                match find(p, key) {
+                    Some(e) => {
+                        let v = if col == 0 { e.w2_10 } else { e.w2_100 };
+                        let paper = e
+                            .paper
+                            .map(|(a, b)| format!(" ({:.3})", if col == 0 { a } else { b }))
+                            .unwrap_or_default();
+                        s += &format!(" {v}{paper} |");
+                    }
+                    None => s += " - |",
+                }
+            }
+            s += "\n";
+        }
+        s += "| *two-sample floor* |";
+        for (_, f) in &t.floor {
+            s += &format!(" {f} |");
+        }
+        s += "\n\n";
+    }
+    // The paper's claim: NSGF at 10 steps beats every flow-matching baseline at 10 steps.
+    let baselines: Vec<&(String, String)> = labels.iter().filter(|(k, _)| k != "nsgf").collect();
+    if labels.iter().any(|(k, _)| k == "nsgf") && !baselines.is_empty() {
+        let mut wins = Vec::new();
+        for p in &problems {
+            let Some(nsgf) = find(p, "nsgf") else {
+                continue;
+            };
+            let best = baselines
+                .iter()
+                .filter_map(|(k, l)| find(p, k).map(|e| (e.w2_10.mean, l.clone())))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((b, label)) = best {
+                let win = nsgf.w2_10.mean < b;
+                wins.push(win);
+                s += &format!(
+                    "- {p}: NSGF {:.3} vs best baseline {label} {b:.3} at 10 steps → {}\n",
+                    nsgf.w2_10.mean,
+                    if win { "NSGF lower" } else { "NSGF not lower" }
+                );
+            }
+        }
+        let k = wins.iter().filter(|w| **w).count();
+        s += &format!(
+            "\n**Paper's claim (NSGF at 10 steps below every flow-matching baseline on ≥ 4 of 5 problems): \
+NSGF is lower on {k} of {} problems here — {}.**\n",
+            wins.len(),
+            if k >= 4 && wins.len() == 5 {
+                "the claim holds"
+            } else if wins.len() < 5 {
+                "not all five problems were run"
+            } else {
+                "the claim does not hold"
+            }
+        );
+    }
+    s
+}

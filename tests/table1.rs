@@ -1,0 +1,165 @@
+//! The Table 1 harness on a tiny configuration (one problem, NSGF and 2-RF, few steps): every
+//! output is written, k-RF trains its lower stages first, finished cells are not recomputed,
+//! and bad settings are clear errors.
+
+use nsgf::backend::CpuAutodiff;
+use nsgf::train::table1::{run_table1, Method, Table1, Table1Settings};
+use std::path::Path;
+
+const TINY_NSGF: &str = r#"
+problem = "moons"
+seed = 0
+[nsgf]
+steps = 4
+eta = 1.0
+batch = 64
+[nsgf.sinkhorn]
+blur = 0.1
+scaling = 0.7
+[pool]
+batches = 2
+[model]
+hidden = 256
+layers = 3
+"#;
+
+fn settings(configs: &Path) -> Table1Settings {
+    Table1Settings {
+        problems: vec!["moons".into()],
+        methods: vec!["nsgf".into(), "2rf".into()],
+        seeds: 2,
+        steps: 40,
+        batch: 64,
+        n_eval: 128,
+        reflow_pairs: 256,
+        reflow_steps: 10,
+        configs: configs.to_path_buf(),
+        ..Table1Settings::default()
+    }
+}
+
+#[test]
+fn tiny_table_runs_writes_outputs_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    std::fs::write(configs.join("moons.toml"), TINY_NSGF).unwrap();
+    let (work, out) = (dir.path().join("work"), dir.path().join("out"));
+    let s = settings(&configs);
+    let dev = Default::default();
+    let table = run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
+
+    // Entries for the requested methods only; 1-RF was trained (2-RF's coupling needs it).
+    let keys: Vec<&str> = table.entries.iter().map(|e| e.method.as_str()).collect();
+    assert_eq!(keys, ["nsgf", "2rf"]);
+    assert!(work.join("moons/1rf/seed0/model.safetensors").exists());
+    assert!(work.join("moons/1rf/seed1/cell.json").exists());
+    for e in &table.entries {
+        assert!(e.w2_10.mean.is_finite() && e.w2_10.mean > 0.0, "{e:?}");
+        assert!(e.w2_100.mean.is_finite() && e.w2_100.mean > 0.0, "{e:?}");
+        assert_eq!(e.curve_10.len(), 11);
+        // The curve starts at the source draw: W2(N(0, I), moons) is large.
+        assert!(e.curve_10[0] > 1.0, "{:?}", e.curve_10);
+    }
+    assert_eq!(table.entries[0].paper, Some((0.077, 0.067)));
+    assert_eq!(table.floor.len(), 1);
+    for f in [
+        "table1.md",
+        "table1.json",
+        "paths_moons.png",
+        "w2_curve_moons.png",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
+    assert!(
+        md.contains("| NSGF |") && md.contains("| 2-RF |") && md.contains("floor"),
+        "{md}"
+    );
+    assert!(md.contains("(0.077)"), "{md}");
+    let json: Table1 =
+        serde_json::from_slice(&std::fs::read(out.join("table1.json")).unwrap()).unwrap();
+    assert_eq!(json.entries.len(), 2);
+
+    // Resume: cached cells are read back unchanged (not retrained) ...
+    let cell = work.join("moons/2rf/seed1/cell.json");
+    let before = std::fs::read(&cell).unwrap();
+    let stamp = std::fs::metadata(&cell).unwrap().modified().unwrap();
+    let again = run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
+    assert_eq!(std::fs::read(&cell).unwrap(), before);
+    assert_eq!(std::fs::metadata(&cell).unwrap().modified().unwrap(), stamp);
+    // (JSON keeps 15–17 significant digits.)
+    assert!((again.entries[1].w2_10.mean - table.entries[1].w2_10.mean).abs() < 1e-12);
+    // ... a cell made with other settings is recomputed (k-RF: every stage) ...
+    let longer = Table1Settings {
+        steps: 41,
+        methods: vec!["2rf".into()],
+        ..s.clone()
+    };
+    run_table1::<CpuAutodiff>(&longer, &work, &out, &dev, false).unwrap();
+    assert_ne!(std::fs::read(&cell).unwrap(), before);
+    let c: nsgf::train::table1::Cell =
+        serde_json::from_slice(&std::fs::read(work.join("moons/1rf/seed0/cell.json")).unwrap())
+            .unwrap();
+    assert!(c.settings.contains("steps=41"), "{}", c.settings);
+    // ... and a removed cell is recomputed.
+    std::fs::remove_file(&cell).unwrap();
+    run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
+    assert!(cell.exists());
+}
+
+#[test]
+fn bad_settings_are_clear_errors() {
+    let s = Table1Settings {
+        methods: vec!["nsgf".into(), "ddpm".into()],
+        ..Table1Settings::default()
+    };
+    let e = s.parse().unwrap_err().to_string();
+    assert!(e.contains("ddpm") && e.contains("otcfm"), "{e}");
+    let s = Table1Settings {
+        problems: vec!["spirals".into()],
+        ..Table1Settings::default()
+    };
+    let e = s.parse().unwrap_err().to_string();
+    assert!(e.contains("spirals") && e.contains("checkerboard"), "{e}");
+    let s = Table1Settings {
+        seeds: 0,
+        ..Table1Settings::default()
+    };
+    assert!(s.parse().unwrap_err().to_string().contains("seeds"));
+    let s = Table1Settings {
+        sigma: -0.1,
+        ..Table1Settings::default()
+    };
+    assert!(s.parse().unwrap_err().to_string().contains("sigma"));
+    // A missing NSGF config names the file.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Table1Settings {
+        problems: vec!["moons".into()],
+        methods: vec!["nsgf".into()],
+        seeds: 1,
+        steps: 2,
+        configs: dir.path().join("nowhere"),
+        ..Table1Settings::default()
+    };
+    let e = run_table1::<CpuAutodiff>(
+        &s,
+        &dir.path().join("w"),
+        &dir.path().join("o"),
+        &Default::default(),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("moons.toml"), "{e}");
+}
+
+#[test]
+fn method_names_round_trip() {
+    for m in Method::ALL {
+        assert_eq!(m.key().parse::<Method>().unwrap(), m);
+        assert_eq!(m.label().parse::<Method>().unwrap(), m);
+    }
+    assert_eq!("OT-CFM".parse::<Method>().unwrap(), Method::OtCfm);
+    assert!("0rf".parse::<Method>().is_err());
+}
