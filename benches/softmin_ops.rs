@@ -8,12 +8,17 @@
 //! `benches/sinkhorn.rs` (reimplemented here), phase by phase (cost matrices, Sinkhorn loop,
 //! velocity + loss), and reports the process CPU time per solve next to the wall time: on a
 //! loaded machine the CPU time is the steadier number.
+//!
+//! The op table also times the fused host kernel of `nsgf::ot::softmin_cpu` (what the solver
+//! runs on the CPU) on the same data: softmin on the explicit matrix and on the fly, the
+//! barycentric projection, and the direct-difference cost matrix.
 
 use burn::tensor::{Tensor, TensorData};
 use nsgf::backend::Cpu;
 use nsgf::ot::cost::half_sq_cost;
 use nsgf::ot::sinkhorn::{OtProblem, SinkhornConfig};
 use nsgf::ot::softmin::{Softmin, Tensorized};
+use nsgf::ot::softmin_cpu::HostCost;
 use std::time::Instant;
 
 mod common;
@@ -157,6 +162,10 @@ fn main() {
         let mx = s.clone().max_dim(1);
         let sh = s.clone() - mx.clone();
         let ex = sh.clone().exp();
+        let host = |t: T2| t.into_data().into_vec::<f32>().unwrap();
+        let hh = h.clone().into_data().into_vec::<f32>().unwrap();
+        let hc_matrix = HostCost::matrix(host(c.clone()), n, n);
+        let hc_points = HostCost::points(&host(x.clone()), &host(y.clone()), d);
         let mb = (n * n * 4) as f64 / 1e6;
         println!("## n = m = {n} ({mb:.0} MB per f32 matrix), median of {reps} runs, ms");
         let rows: Vec<(&str, f64)> = vec![
@@ -214,6 +223,30 @@ fn main() {
             (
                 "softmin on C_xy^T (transposed view)",
                 median_ms(reps, || sync1(Tensorized.softmin(eps, &ct, h.clone()))),
+            ),
+            (
+                "fused host softmin, explicit C (f32)",
+                median_ms(reps, || {
+                    std::hint::black_box(hc_matrix.softmin(eps, &hh));
+                }),
+            ),
+            (
+                "fused host softmin, on-the-fly C (f32, d = 2)",
+                median_ms(reps, || {
+                    std::hint::black_box(hc_points.softmin(eps, &hh));
+                }),
+            ),
+            (
+                "fused host projection, on-the-fly C (f32, d = 2)",
+                median_ms(reps, || {
+                    std::hint::black_box(hc_points.barycentric(eps, &hh));
+                }),
+            ),
+            (
+                "direct-difference C on the host (f32, d = 2)",
+                median_ms(reps, || {
+                    std::hint::black_box(hc_points.to_matrix());
+                }),
             ),
             (
                 "softmax(S, 1) (flex fused)",

@@ -29,9 +29,10 @@
 
 use super::cost::half_sq_cost;
 use super::softmin::{Softmin, Tensorized};
+use super::softmin_cpu::{host_vec, Fused, HostCost, HostFloat, ONLINE_MAX_DIM};
 use crate::convert::{ensure_finite_tensor, to_f64_vec};
 use crate::error::{NsgfError, Result};
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters of the Sinkhorn solver (names as in GeomLoss' `SamplesLoss`).
@@ -212,36 +213,39 @@ impl<B: Backend> OtProblem<B> {
             .sqrt())
     }
 
-    /// Solves the problem with the tensorized softmin (see the module docs).
+    /// Solves the problem (see the module docs). On the CPU backend with f32 or f64 data the
+    /// loop runs the fused host kernel [`Fused`] (costs computed on the fly from the points for
+    /// `d ≤` [`ONLINE_MAX_DIM`], explicit matrices above); on other backends and dtypes the
+    /// tensorized softmin. Both compute the same updates of the same loop.
     pub fn solve(&self, cfg: &SinkhornConfig) -> Result<SinkhornSolution<B>> {
         cfg.validate()?;
-        let costs = Costs {
-            xy: half_sq_cost(&self.x, &self.y),
-            yx: None,
-            xx: cfg.debias.then(|| half_sq_cost(&self.x, &self.x)),
-            yy: cfg.debias.then(|| half_sq_cost(&self.y, &self.y)),
-        };
-        // C(y, x) = C(x, y)ᵀ, materialised once in row-major order (a reshape of the transposed
-        // view copies): the softmin then reduces along contiguous rows. Passing the transposed
-        // view made every softmin on it walk the matrix with strides (~1.5× slower on the CPU).
-        let [n, m] = costs.xy.dims();
-        let costs = Costs {
-            yx: Some(
-                costs
-                    .xy
-                    .clone()
-                    .transpose()
-                    .reshape([n * m])
-                    .reshape([m, n]),
-            ),
-            ..costs
-        };
         let eps_list = cfg.eps_schedule(self.diameter()?);
-        let out = sinkhorn_loop(&Tensorized, self, &costs, &eps_list, cfg)?;
+        let dtype = self.x.dtype();
+        let host = runs_ops_on_caller::<B>() && matches!(dtype, DType::F32 | DType::F64);
+        let (costs, out) = if host && self.x.dims()[1] <= ONLINE_MAX_DIM {
+            // Costs on the fly: no (n, m) matrix at all (the velocity is fused too).
+            let out = match dtype {
+                DType::F32 => self.fused_loop::<f32>(None, None, &eps_list, cfg)?,
+                _ => self.fused_loop::<f64>(None, None, &eps_list, cfg)?,
+            };
+            (None, out)
+        } else {
+            let c_xy = half_sq_cost(&self.x, &self.y);
+            let c_xx = cfg.debias.then(|| half_sq_cost(&self.x, &self.x));
+            let out = match dtype {
+                DType::F32 if host => {
+                    self.fused_loop::<f32>(Some(&c_xy), c_xx.as_ref(), &eps_list, cfg)?
+                }
+                DType::F64 if host => {
+                    self.fused_loop::<f64>(Some(&c_xy), c_xx.as_ref(), &eps_list, cfg)?
+                }
+                _ => self.tensorized_loop(&c_xy, c_xx.as_ref(), &eps_list, cfg)?,
+            };
+            (Some((c_xy, c_xx)), out)
+        };
         Ok(SinkhornSolution {
             problem: self.clone(),
-            c_xy: costs.xy,
-            c_xx: costs.xx,
+            costs,
             eps: *eps_list.last().unwrap_or(&(cfg.blur * cfg.blur)),
             eps_list,
             iterations: out.iterations,
@@ -249,6 +253,93 @@ impl<B: Backend> OtProblem<B> {
             duals: out.duals,
             loop_duals: out.loop_duals,
         })
+    }
+
+    /// `C(x, y) = |x_i − y_j|²/2` as a tensor, computed as the solver's kernel computes it: by
+    /// direct differences on the host for the fused kernel's on-the-fly costs (CPU backend,
+    /// f32 / f64, `d ≤` [`ONLINE_MAX_DIM`]), else by [`half_sq_cost`] (one matrix product).
+    pub fn cost_matrix(x: &Tensor<B, 2>, y: &Tensor<B, 2>) -> Tensor<B, 2> {
+        let direct = runs_ops_on_caller::<B>() && x.dims()[1] <= ONLINE_MAX_DIM;
+        match x.dtype() {
+            DType::F32 if direct => direct_cost::<B, f32>(x, y),
+            DType::F64 if direct => direct_cost::<B, f64>(x, y),
+            _ => half_sq_cost(x, y),
+        }
+    }
+
+    /// The loop with the [`Tensorized`] kernel (any backend).
+    pub fn tensorized_loop(
+        &self,
+        c_xy: &Tensor<B, 2>,
+        c_xx: Option<&Tensor<B, 2>>,
+        eps_list: &[f64],
+        cfg: &SinkhornConfig,
+    ) -> Result<LoopOutput<B>> {
+        // C(y, x) = C(x, y)ᵀ, materialised once in row-major order (a reshape of the transposed
+        // view copies): the softmin then reduces along contiguous rows. Passing the transposed
+        // view made every softmin on it walk the matrix with strides (~1.5× slower on the CPU).
+        let [n, m] = c_xy.dims();
+        let costs = Costs {
+            xy: c_xy.clone(),
+            yx: Some(c_xy.clone().transpose().reshape([n * m]).reshape([m, n])),
+            xx: c_xx.cloned(),
+            yy: cfg.debias.then(|| half_sq_cost(&self.y, &self.y)),
+        };
+        sinkhorn_loop(&Tensorized, self, &costs, eps_list, cfg)
+    }
+
+    /// The loop with the fused host kernel [`Fused`] in precision `T` (meant for the CPU
+    /// backend; on a device backend every softmin would round-trip through the host).
+    /// For `d ≤` [`ONLINE_MAX_DIM`] the costs are computed on the fly and `c_xy`, `c_xx` are
+    /// not read; above, the explicit matrices are used (computed here when `None`).
+    pub fn fused_loop<T: HostFloat>(
+        &self,
+        c_xy: Option<&Tensor<B, 2>>,
+        c_xx: Option<&Tensor<B, 2>>,
+        eps_list: &[f64],
+        cfg: &SinkhornConfig,
+    ) -> Result<LoopOutput<B>> {
+        let ([n, d], [m, _]) = (self.x.dims(), self.y.dims());
+        let host = |t: Tensor<B, 2>| -> Vec<T> {
+            let len: usize = t.dims().iter().product();
+            host_vec::<B, T>(t.reshape([len]))
+        };
+        let costs = if d <= ONLINE_MAX_DIM {
+            let (x, y) = (host(self.x.clone()), host(self.y.clone()));
+            Costs {
+                xy: HostCost::points(&x, &y, d),
+                yx: Some(HostCost::points(&y, &x, d)),
+                xx: cfg.debias.then(|| HostCost::points(&x, &x, d)),
+                yy: cfg.debias.then(|| HostCost::points(&y, &y, d)),
+            }
+        } else {
+            let matrix = |t: Tensor<B, 2>| {
+                let [r, c] = t.dims();
+                HostCost::matrix(host(t), r, c)
+            };
+            let c_xy = match c_xy {
+                Some(c) => c.clone(),
+                None => half_sq_cost(&self.x, &self.y),
+            };
+            Costs {
+                xy: matrix(c_xy.clone()),
+                yx: Some(HostCost::matrix(
+                    host(c_xy.clone().transpose().reshape([n * m]).reshape([m, n])),
+                    m,
+                    n,
+                )),
+                xx: if cfg.debias {
+                    Some(matrix(match c_xx {
+                        Some(c) => c.clone(),
+                        None => half_sq_cost(&self.x, &self.x),
+                    }))
+                } else {
+                    None
+                },
+                yy: cfg.debias.then(|| matrix(half_sq_cost(&self.y, &self.y))),
+            }
+        };
+        sinkhorn_loop(&Fused::<T>::new(), self, &costs, eps_list, cfg)
     }
 }
 
@@ -306,7 +397,7 @@ where
         _ => None,
     };
     let t = |eps: f64, c: &K::Cost, logw: &Tensor<B, 1>, dual: &Tensor<B, 1>| {
-        kernel.softmin(eps, c, logw.clone() + dual.clone().div_scalar(eps))
+        kernel.c_transform(eps, c, logw, dual)
     };
 
     let eps0 = eps_list[0];
@@ -441,9 +532,18 @@ where
 /// Whether `B` runs tensor ops synchronously on the calling thread (the CPU backend), so that
 /// independent softmins gain from running on different threads. Device backends queue their
 /// kernels on a stream; they keep the sequential order.
-fn runs_ops_on_caller<B: Backend>() -> bool {
+pub(crate) fn runs_ops_on_caller<B: Backend>() -> bool {
     use std::any::TypeId;
     TypeId::of::<B>() == TypeId::of::<crate::backend::Cpu>()
+}
+
+/// `|x_i − y_j|²/2` by direct differences on the host, in `T`, uploaded.
+fn direct_cost<B: Backend, T: HostFloat>(x: &Tensor<B, 2>, y: &Tensor<B, 2>) -> Tensor<B, 2> {
+    let ([n, d], [m, _]) = (x.dims(), y.dims());
+    let xs: Vec<T> = host_vec(x.clone().reshape([n * d]));
+    let ys: Vec<T> = host_vec(y.clone().reshape([m * d]));
+    let c = HostCost::points(&xs, &ys, d).to_matrix();
+    Tensor::from_data(TensorData::new(c, [n, m]), (&x.device(), T::dtype()))
 }
 
 /// `(a(), b())`, on two rayon tasks when `par`.
@@ -468,10 +568,9 @@ fn max_abs_diff<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> Result<f64> {
 pub struct SinkhornSolution<B: Backend> {
     /// The problem that was solved.
     pub problem: OtProblem<B>,
-    /// `C(x, y): (n, m)`.
-    pub c_xy: Tensor<B, 2>,
-    /// `C(x, x): (n, n)` when debiased.
-    pub c_xx: Option<Tensor<B, 2>>,
+    /// `C(x, y)` and (debiased) `C(x, x)` when the solve built them as tensors (explicit-matrix
+    /// kernels); see [`Self::c_xy`].
+    costs: Option<(Tensor<B, 2>, Option<Tensor<B, 2>>)>,
     /// Final temperature `ε = blur²`.
     pub eps: f64,
     /// The ε-schedule that was run.
@@ -487,6 +586,24 @@ pub struct SinkhornSolution<B: Backend> {
 }
 
 impl<B: Backend> SinkhornSolution<B> {
+    /// `C(x, y): (n, m)`: the matrix the solve used, or, when it computed costs on the fly,
+    /// built now ([`OtProblem::cost_matrix`]).
+    pub fn c_xy(&self) -> Tensor<B, 2> {
+        match &self.costs {
+            Some((c, _)) => c.clone(),
+            None => OtProblem::cost_matrix(&self.problem.x, &self.problem.y),
+        }
+    }
+
+    /// `C(x, x): (n, n)` when debiased (as [`Self::c_xy`]).
+    pub fn c_xx(&self) -> Option<Tensor<B, 2>> {
+        self.duals.f_xx.as_ref()?;
+        match &self.costs {
+            Some((_, c)) => c.clone(),
+            None => Some(OtProblem::cost_matrix(&self.problem.x, &self.problem.x)),
+        }
+    }
+
     /// The loss: `S_ε = ⟨a, f_xy − f_xx⟩ + ⟨b, g_xy − g_yy⟩` when debiased,
     /// `OT_ε = ⟨a, f_xy⟩ + ⟨b, g_xy⟩` otherwise.
     pub fn loss(&self) -> Result<f64> {

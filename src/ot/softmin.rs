@@ -12,7 +12,8 @@
 //! blur 0.01 on data of diameter 10 (C/ε up to ~5·10⁵).
 //!
 //! The Sinkhorn loop in [`super::sinkhorn`] is written once, generic over a [`Softmin`] kernel,
-//! as in GeomLoss; [`Tensorized`] is the kernel for explicit cost matrices on any burn backend.
+//! as in GeomLoss; [`Tensorized`] is the kernel for explicit cost matrices on any burn backend,
+//! [`super::softmin_cpu::Fused`] the fused host kernel the solver uses on the CPU backend.
 
 use burn::tensor::{backend::Backend, Tensor};
 
@@ -22,6 +23,19 @@ pub trait Softmin<B: Backend> {
     type Cost;
     /// `−ε · logsumexp_j(h_j − C_ij/ε)` for every row `i`; `h: (m,)` → `(n,)`.
     fn softmin(&self, eps: f64, cost: &Self::Cost, h: Tensor<B, 1>) -> Tensor<B, 1>;
+
+    /// The soft c-transform of a dual against a measure:
+    /// `softmin(ε, C, log_w + dual/ε)` (what every Sinkhorn update computes). A kernel may
+    /// fuse the computation of `h`.
+    fn c_transform(
+        &self,
+        eps: f64,
+        cost: &Self::Cost,
+        log_w: &Tensor<B, 1>,
+        dual: &Tensor<B, 1>,
+    ) -> Tensor<B, 1> {
+        self.softmin(eps, cost, log_w.clone() + dual.clone().div_scalar(eps))
+    }
 }
 
 /// Softmin on an explicit `(n, m)` cost matrix ("tensorized" backend of GeomLoss). Memory
