@@ -102,6 +102,25 @@ fn tiny_table_runs_writes_outputs_and_resumes() {
         serde_json::from_slice(&std::fs::read(work.join("moons/1rf/seed0/cell.json")).unwrap())
             .unwrap();
     assert!(c.settings.contains("steps=41"), "{}", c.settings);
+    // ... editing the NSGF config recomputes the NSGF cells (only those) ...
+    let nsgf_cell = work.join("moons/nsgf/seed0/cell.json");
+    let nsgf_before = std::fs::read(&nsgf_cell).unwrap();
+    let rf_before = std::fs::read(work.join("moons/1rf/seed0/cell.json")).unwrap();
+    std::fs::write(
+        configs.join("moons.toml"),
+        TINY_NSGF.replace("batches = 2", "batches = 3"),
+    )
+    .unwrap();
+    let only_nsgf = Table1Settings {
+        methods: vec!["nsgf".into()],
+        ..s.clone()
+    };
+    run_table1::<CpuAutodiff>(&only_nsgf, &work, &out, &dev, false).unwrap();
+    assert_ne!(std::fs::read(&nsgf_cell).unwrap(), nsgf_before);
+    assert_eq!(
+        std::fs::read(work.join("moons/1rf/seed0/cell.json")).unwrap(),
+        rf_before
+    );
     // ... and a removed cell is recomputed.
     std::fs::remove_file(&cell).unwrap();
     run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();

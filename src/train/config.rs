@@ -18,8 +18,9 @@ pub struct PoolConfig {
     /// Flows replaced at each refresh.
     pub refresh_batches: usize,
     /// Train on points of the teacher's whole Euler segments, not only its `T` grid times
-    /// (see `TrajectoryPool::sample_along_segments`), so that sampling with more than `T` steps
-    /// follows the teacher's path.
+    /// (see `TrajectoryPool::sample_along_segments`). Off by default (the paper's Algorithm 1
+    /// stores and fits the grid samples only): on the 2-D suite it makes 100-step sampling
+    /// better and 10-step sampling worse (results/toy2d/README.md).
     pub segments: bool,
 }
 
@@ -29,7 +30,7 @@ impl Default for PoolConfig {
             batches: 100,
             refresh_every: 0,
             refresh_batches: 10,
-            segments: true,
+            segments: false,
         }
     }
 }

@@ -513,6 +513,22 @@ fn train_nsgf_cell<B: AutodiffBackend>(
     Ok((run.model, report.final_loss, t0.elapsed().as_secs_f64()))
 }
 
+/// The cache key of a cell: the table settings, plus a hash of the config file for NSGF (so
+/// that editing `configs/<problem>.toml` recomputes the NSGF cells).
+fn cell_key(settings: &Table1Settings, problem: Problem, method: Method) -> Result<String> {
+    let mut key = settings.cell_key();
+    if method == Method::Nsgf {
+        let path = settings.configs.join(format!("{problem}.toml"));
+        let text = std::fs::read(&path).map_err(|e| NsgfError::io(&path, e))?;
+        // FNV-1a, 64 bit.
+        let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        key += &format!(" config_fnv={hash:016x}");
+    }
+    Ok(key)
+}
+
 /// Trains (or loads from the cache) and evaluates one cell.
 fn run_cell<B: AutodiffBackend>(
     settings: &Table1Settings,
@@ -525,11 +541,10 @@ fn run_cell<B: AutodiffBackend>(
 ) -> Result<Cell> {
     let dir = cell_dir(work, problem, method, seed);
     let cell_path = dir.join(CELL_FILE);
+    let key = cell_key(settings, problem, method)?;
     if let Ok(text) = std::fs::read(&cell_path) {
         match serde_json::from_slice::<Cell>(&text) {
-            Ok(cell) if cell.settings == settings.cell_key() && dir.join(MODEL_FILE).exists() => {
-                return Ok(cell)
-            }
+            Ok(cell) if cell.settings == key && dir.join(MODEL_FILE).exists() => return Ok(cell),
             Ok(_) => {
                 tracing::info!(path = %cell_path.display(), "cached cell made with other settings, recomputing")
             }
@@ -558,7 +573,7 @@ fn run_cell<B: AutodiffBackend>(
         curve_10,
         final_loss,
         train_seconds,
-        settings: settings.cell_key(),
+        settings: key,
     };
     let json = serde_json::to_vec_pretty(&cell).map_err(|e| NsgfError::Other(e.to_string()))?;
     write_atomic(&cell_path, &json)?;
