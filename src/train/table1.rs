@@ -754,13 +754,19 @@ pub fn markdown(t: &Table1) -> String {
     s += &format!(
         "Budget per model: {} Adam steps (lr {}), batch {}, MLP 3×256; σ = {} (FM, I-CFM, OT-CFM, SI); \
 k-RF couplings: {} pairs by {} Euler steps of the previous model. In brackets: the paper's value. \
-Wall time of this run: {:.1} min.\n\n",
+Training time of the listed cells (pool / coupling + training, summed over seeds): {:.1} min; \
+wall time of the invocation that wrote this file (cached cells cost nothing): {:.1} min.\n\n",
         t.settings.steps,
         t.settings.lr,
         t.settings.batch,
         t.settings.sigma,
         t.settings.reflow_pairs,
         t.settings.reflow_steps,
+        t.entries
+            .iter()
+            .map(|e| e.train_seconds.mean * t.settings.seeds as f64)
+            .sum::<f64>()
+            / 60.0,
         t.seconds / 60.0
     );
     for (col, title) in [(0usize, "10 Euler steps"), (1, "100 Euler steps")] {
