@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use nsgf::backend::DeviceKind;
+use nsgf::train::config::LrSchedule;
 use nsgf::train::table1::{run_table1, Table1Settings};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,6 +39,12 @@ pub struct Table1Args {
     /// Folder of the NSGF configs (<problem>.toml).
     #[arg(long, default_value = "configs")]
     configs: PathBuf,
+    /// Adam learning rate of every method.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Learning-rate schedule of every method: constant or cosine (decay to 0).
+    #[arg(long, default_value = "cosine")]
+    lr_schedule: LrSchedule,
     /// σ of FM / I-CFM / OT-CFM / SI.
     #[arg(long, default_value_t = 0.1)]
     sigma: f64,
@@ -60,6 +67,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 methods: a.methods,
                 seeds: a.seeds,
                 steps: a.steps,
+                lr: a.lr,
+                lr_schedule: a.lr_schedule,
                 sigma: a.sigma,
                 n_eval: a.n,
                 reflow_pairs: a.reflow_pairs,

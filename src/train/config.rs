@@ -35,6 +35,30 @@ impl Default for PoolConfig {
     }
 }
 
+/// How the learning rate changes over the gradient steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` at every step (torchcfm's 2-D examples).
+    #[default]
+    Constant,
+    /// Cosine decay from `lr` at step 0 to 0 at the last step: `lr·½(1 + cos(π·s/S))`.
+    Cosine,
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = NsgfError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "constant" => Ok(Self::Constant),
+            "cosine" => Ok(Self::Cosine),
+            _ => Err(NsgfError::Param(format!(
+                "unknown learning-rate schedule {s:?}; valid: constant, cosine"
+            ))),
+        }
+    }
+}
+
 /// Velocity-matching optimisation settings (Adam, β = (0.9, 0.999), no weight decay).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,10 +67,26 @@ pub struct OptimConfig {
     pub steps: usize,
     /// Minibatch size drawn from the pool.
     pub batch: usize,
-    /// Learning rate.
+    /// Learning rate (the peak rate under a decaying schedule).
     pub lr: f64,
+    /// Learning-rate schedule over the `steps` (`"constant"` or `"cosine"`).
+    pub lr_schedule: LrSchedule,
     /// Checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
+}
+
+impl OptimConfig {
+    /// The learning rate of gradient step `step` (0-based) of `self.steps`. A resumed run
+    /// continues the schedule where it stopped.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let frac = step as f64 / self.steps.max(1) as f64;
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac.min(1.0)).cos())
+            }
+        }
+    }
 }
 
 impl Default for OptimConfig {
@@ -55,6 +95,7 @@ impl Default for OptimConfig {
             steps: 20_000,
             batch: 256,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
             checkpoint_every: 2_000,
         }
     }
@@ -186,5 +227,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("blur"), "{e}");
+        let e = parse("problem = \"moons\"\n[train]\nlr_schedule = \"linear\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linear") && e.contains("cosine"), "{e}");
+    }
+
+    #[test]
+    fn learning_rate_schedules() {
+        let mut opt = parse(
+            "problem = \"moons\"\n[train]\nsteps = 100\nlr = 0.002\nlr_schedule = \"cosine\"",
+        )
+        .unwrap()
+        .train;
+        assert_eq!(opt.lr_schedule, LrSchedule::Cosine);
+        assert!((opt.lr_at(0) - 0.002).abs() < 1e-15);
+        assert!((opt.lr_at(50) - 0.001).abs() < 1e-15);
+        assert!((opt.lr_at(25) - 0.001 * (1.0 + 0.5f64.sqrt())).abs() < 1e-15);
+        assert!(opt.lr_at(99) > 0.0 && opt.lr_at(99) < 1e-6);
+        // Monotone decay.
+        assert!((1..100).all(|s| opt.lr_at(s) < opt.lr_at(s - 1)));
+        opt.lr_schedule = LrSchedule::Constant;
+        assert!((0..100).all(|s| opt.lr_at(s) == 0.002));
     }
 }

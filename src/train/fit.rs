@@ -84,7 +84,7 @@ where
             )));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(opt.lr, model, grads);
+        model = optim.step(opt.lr_at(step), model, grads);
         step += 1;
         if recent.len() == 100 {
             recent.pop_front();

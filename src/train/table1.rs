@@ -14,7 +14,7 @@
 //! of size `η`, that is `K` steps of size `ηT/K` in the paper's units (`K = T` is Algorithm 2).
 
 use super::checkpoint::{load_model, save_model, MODEL_FILE};
-use super::config::{OptimConfig, ToyConfig};
+use super::config::{LrSchedule, OptimConfig, ToyConfig};
 use super::fit::{bar, fit_velocity};
 use super::nsgf::{load_run, train as train_nsgf};
 use super::toy_eval::MeanStd;
@@ -208,6 +208,8 @@ pub struct Table1Settings {
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f64,
+    /// Learning-rate schedule of every method (NSGF's config is overridden with it too).
+    pub lr_schedule: LrSchedule,
     /// σ of FM (σ_min), I-CFM, OT-CFM and SI (torchcfm's 2-D examples use 0.1).
     pub sigma: f64,
     /// Generated and test samples per evaluation (the paper: 1024).
@@ -228,6 +230,7 @@ impl Default for Table1Settings {
             steps: 20_000,
             batch: 256,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Cosine,
             sigma: 0.1,
             n_eval: 1024,
             reflow_pairs: 10_000,
@@ -241,10 +244,11 @@ impl Table1Settings {
     /// Everything that changes a cell's result, as text (stored with each cached cell).
     pub fn cell_key(&self) -> String {
         format!(
-            "steps={} batch={} lr={} sigma={} n_eval={} reflow={}x{} configs={}",
+            "steps={} batch={} lr={} schedule={:?} sigma={} n_eval={} reflow={}x{} configs={}",
             self.steps,
             self.batch,
             self.lr,
+            self.lr_schedule,
             self.sigma,
             self.n_eval,
             self.reflow_pairs,
@@ -450,6 +454,7 @@ fn train_matcher<B: AutodiffBackend>(
         steps: settings.steps,
         batch: settings.batch,
         lr: settings.lr,
+        lr_schedule: settings.lr_schedule,
         checkpoint_every: 0,
     };
     let mut optim = AdamConfig::new().init::<B, VelocityMlp<B>>();
@@ -506,6 +511,7 @@ fn train_nsgf_cell<B: AutodiffBackend>(
     cfg.train.steps = settings.steps;
     cfg.train.batch = settings.batch;
     cfg.train.lr = settings.lr;
+    cfg.train.lr_schedule = settings.lr_schedule;
     cfg.train.checkpoint_every = 0;
     let report = train_nsgf::<B>(&cfg, dir, dev, false, show)?;
     let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
@@ -752,12 +758,13 @@ pub fn markdown(t: &Table1) -> String {
         t.settings.n_eval, t.settings.n_eval, t.settings.seeds
     );
     s += &format!(
-        "Budget per model: {} Adam steps (lr {}), batch {}, MLP 3×256; σ = {} (FM, I-CFM, OT-CFM, SI); \
+        "Budget per model: {} Adam steps (lr {}, {:?} schedule), batch {}, MLP 3×256; σ = {} (FM, I-CFM, OT-CFM, SI); \
 k-RF couplings: {} pairs by {} Euler steps of the previous model. In brackets: the paper's value. \
 Training time of the listed cells (pool / coupling + training, summed over seeds): {:.1} min; \
 wall time of the invocation that wrote this file (cached cells cost nothing): {:.1} min.\n\n",
         t.settings.steps,
         t.settings.lr,
+        t.settings.lr_schedule,
         t.settings.batch,
         t.settings.sigma,
         t.settings.reflow_pairs,
