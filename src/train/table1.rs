@@ -419,7 +419,8 @@ fn train_matcher<B: AutodiffBackend>(
     let matcher = method
         .matcher(settings.sigma)
         .ok_or_else(|| NsgfError::Other("NSGF has no flow-matching objective".to_string()))?;
-    if matcher.needs_gaussian_source() && problem.source() != Distribution::Gaussian {
+    // Once per (problem, method), not once per seed.
+    if matcher.needs_gaussian_source() && problem.source() != Distribution::Gaussian && seed == 0 {
         tracing::warn!(
             %problem,
             "{} assumes an N(0, I) source; {problem}'s source is {} (trained anyway, as in the paper)",
