@@ -7,38 +7,22 @@
 //! cargo run --release --example teacher_sweep -- PROBLEM ETA T BLUR [BATCH=256] [SCALING=0.7]
 //! cargo run --release --example teacher_sweep -- moons 0.3 10 0.05 256 0.95
 //! ```
-//! Also printed (stderr, seed 0, first minibatch): W2 between the flowed minibatch and its own
+//! Also printed (stderr, one minibatch): W2 between the flowed minibatch and its own
 //! target minibatch, which a converged flow drives to 0. results/toy2d/README.md lists a sweep.
 
 use anyhow::{bail, Context, Result};
 use burn::backend::Flex;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::DType;
+use nsgf::convert::{points_to_tensor, tensor_to_points};
 use nsgf::data::toy2d::{sample_points, Problem};
 use nsgf::flows::nsgf::{minibatch_flow, NsgfConfig};
 use nsgf::io::npy::Points;
 use nsgf::ot::emd::w2;
 use nsgf::ot::sinkhorn::SinkhornConfig;
+use nsgf::train::toy_eval::flow_samples;
 use rand::SeedableRng;
 
 type B = Flex;
-
-fn tensor(p: &Points) -> Tensor<B, 2> {
-    let v: Vec<f32> = p.data.iter().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(v, [p.n, p.d]), &Default::default())
-}
-
-fn points(t: Tensor<B, 2>) -> Result<Points> {
-    let [n, d] = t.dims();
-    let data = t
-        .into_data()
-        .into_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(Points {
-        n,
-        d,
-        data: data.into_iter().map(f64::from).collect(),
-    })
-}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,32 +52,24 @@ fn main() -> Result<()> {
         },
     };
     cfg.validate()?;
+    let dev = Default::default();
+    // One minibatch against its own targets (its own random stream).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let x0 = sample_points(problem.source(), batch, &mut rng);
+    let y = sample_points(problem.target(), batch, &mut rng);
+    let tensor = |p: &Points| points_to_tensor::<B>(p, &dev, DType::F32);
+    let (_, xt) = minibatch_flow(tensor(&x0), tensor(&y), &cfg)?;
+    eprintln!(
+        "one minibatch: W2(x_0, y) = {:.3}, W2(x_T, y) = {:.3}",
+        w2(&x0, &y)?,
+        w2(&tensor_to_points(xt)?, &y)?
+    );
     let (mut teacher, mut floor) = (0.0, 0.0);
     for seed in 0..3u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed + 100);
         let test = sample_points(problem.target(), 1024, &mut rng);
         let fresh = sample_points(problem.target(), 1024, &mut rng);
-        let mut flowed = Vec::with_capacity(2048);
-        while flowed.len() < 2048 {
-            let x0 = sample_points(problem.source(), batch, &mut rng);
-            let y = sample_points(problem.target(), batch, &mut rng);
-            let (_, xt) = minibatch_flow(tensor(&x0), tensor(&y), &cfg)?;
-            let xt = points(xt)?;
-            if seed == 0 && flowed.is_empty() {
-                eprintln!(
-                    "first minibatch: W2(x_0, y) = {:.3}, W2(x_T, y) = {:.3}",
-                    w2(&x0, &y)?,
-                    w2(&xt, &y)?
-                );
-            }
-            flowed.extend(xt.data);
-        }
-        flowed.truncate(2048);
-        let flowed = Points {
-            n: 1024,
-            d: 2,
-            data: flowed,
-        };
+        let flowed = flow_samples::<B>(problem, &cfg, 1024, &mut rng, &dev)?;
         teacher += w2(&flowed, &test)? / 3.0;
         floor += w2(&fresh, &test)? / 3.0;
     }

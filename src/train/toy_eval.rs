@@ -10,9 +10,9 @@
 
 use super::nsgf::{sample, sample_tensor, TrainedRun};
 use crate::convert::{tensor_to_points, to_f32_vec};
-use crate::data::toy2d::Distribution;
+use crate::data::toy2d::{Distribution, Problem};
 use crate::error::Result;
-use crate::flows::nsgf::minibatch_flow;
+use crate::flows::nsgf::{minibatch_flow, NsgfConfig};
 use crate::flows::samplers::Solver;
 use crate::io::npy::Points;
 use crate::ot::emd::w2;
@@ -145,12 +145,24 @@ pub fn teacher_samples<B: Backend>(
     seed: u64,
     dev: &B::Device,
 ) -> Result<Points> {
-    let cfg = &run.config.nsgf;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    flow_samples::<B>(run.config.problem, &run.config.nsgf, n, &mut rng, dev)
+}
+
+/// `n` points `(n, 2)` of `problem`'s source pushed by [`minibatch_flow`] with `cfg`: source and
+/// target minibatches of `cfg.batch` points (drawn in that order from `rng`) are flowed for `T`
+/// steps until `n` particles are collected.
+pub fn flow_samples<B: Backend>(
+    problem: Problem,
+    cfg: &NsgfConfig,
+    n: usize,
+    rng: &mut rand::rngs::StdRng,
+    dev: &B::Device,
+) -> Result<Points> {
     let mut out = Vec::with_capacity(n * 2);
     while out.len() < n * 2 {
-        let x0: Tensor<B, 2> = sample_tensor(run.config.problem.source(), cfg.batch, &mut rng, dev);
-        let y = sample_tensor(run.config.problem.target(), cfg.batch, &mut rng, dev);
+        let x0: Tensor<B, 2> = sample_tensor(problem.source(), cfg.batch, rng, dev);
+        let y = sample_tensor(problem.target(), cfg.batch, rng, dev);
         let (_, xt) = minibatch_flow(x0, y, cfg)?;
         out.extend(to_f32_vec(xt)?.into_iter().map(f64::from));
     }
@@ -158,7 +170,6 @@ pub fn teacher_samples<B: Backend>(
     Ok(Points { n, d: 2, data: out })
 }
 
-/// Markdown table of an evaluation, with the paper's NSGF row for reference.
 pub fn markdown(e: &ToyEval) -> String {
     let paper = match e.problem.as_str() {
         "8gaussians" => Some((0.285, 0.278)),
