@@ -14,6 +14,32 @@ pub enum BenchCommand {
     /// steps, mean ± std over seeds), with path figures and W2-vs-step curves. Resumable: finished
     /// cells are read back from --work.
     Table1(Table1Args),
+    /// Speed of one UNet training step (forward at random t, MSE, backward, Adam step) and,
+    /// with --ops, of its ops (forward + backward). The PyTorch reference is
+    /// tools/bench_unet_torch.py with the same arguments.
+    Unet(UnetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UnetArgs {
+    /// Network: mnist, cifar10 or tiny.
+    #[arg(long, default_value = "mnist")]
+    config: String,
+    /// Images per step.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed steps (after one warm-up step); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Also time the ops alone (convolutions, GroupNorm + SiLU, ResBlock, attention).
+    #[arg(long)]
+    ops: bool,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+    /// Print JSON (keys params, step_ms, images_per_s, peak_rss_mb, ops) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +87,33 @@ pub struct Table1Args {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Unet(a) => {
+            if a.batch == 0 || a.steps == 0 {
+                anyhow::bail!("--batch and --steps must be at least 1");
+            }
+            let r = nsgf::with_autodiff_backend!(a.device, |B, dev| {
+                nsgf::train::unet_bench::bench_unet::<B>(&a.config, a.batch, a.steps, a.ops, &dev)
+            })
+            .context("bench unet")?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "UNet {} (params {}), batch {}, {} threads: {:.1} ms/step, {:.2} images/s, peak RSS {}",
+                    r.config,
+                    r.params,
+                    r.batch,
+                    r.threads,
+                    r.step_ms,
+                    r.images_per_s,
+                    r.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.0} MB"))
+                );
+                for op in r.ops.iter().flatten() {
+                    println!("  {:<18} {:>9.1} ms", op.name, op.ms);
+                }
+            }
+            Ok(())
+        }
         BenchCommand::Table1(a) => {
             let settings = Table1Settings {
                 problems: a.problems,

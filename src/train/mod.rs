@@ -6,6 +6,7 @@
 //! * [`nsgf`] — Algorithm 1 end to end (trajectory pool + velocity-field matching) and sampling.
 //! * [`toy_eval`] — the 2-D evaluation protocol (W2, floor, teacher).
 //! * [`table1`] — the paper's Table 1 harness (NSGF beside FM, I-CFM, OT-CFM, SI, k-RF).
+//! * [`unet_bench`] — the speed of a UNet training step and of its ops (`nsgf bench unet`).
 
 pub mod checkpoint;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod fit;
 pub mod nsgf;
 pub mod table1;
 pub mod toy_eval;
+pub mod unet_bench;

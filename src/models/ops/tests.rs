@@ -1,0 +1,252 @@
+//! The custom ops against burn's stock ops (forward and every gradient, f32, through burn's own
+//! autodiff of the stock composition) and against central finite differences (f64).
+
+use super::*;
+use burn::backend::Flex;
+use burn::tensor::{DType, TensorData};
+use proptest::prelude::*;
+
+type Ad = Autodiff<Flex>;
+
+/// Deterministic values in [-1, 1).
+fn vals(len: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(7);
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn input<const D: usize>(v: &[f64], shape: [usize; D], dtype: DType) -> Tensor<Ad, D> {
+    let data = TensorData::new(v.to_vec(), shape).convert_dtype(dtype);
+    Tensor::<Ad, D>::from_data(data, (&Default::default(), dtype)).require_grad()
+}
+
+fn host<const D: usize, B: Backend>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().into_vec::<f64>().unwrap()
+}
+
+/// An op under test: inputs (flat values + shape) → `(Σ y·r, [y, d(Σ y·r)/d input_i ...])`.
+type OpRun<'a> = dyn Fn(&[Vec<f64>], DType) -> (f64, Vec<Vec<f64>>) + 'a;
+
+fn assert_close(a: &[f64], b: &[f64], rel: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    // Relative to the tensor's largest entry, plus an absolute floor for f32 rounding noise
+    // in gradients that are exactly zero in real arithmetic (e.g. a shift cancelled by a
+    // one-channel group).
+    let scale = b.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= rel * scale + 1e-6,
+            "{what}[{i}]: {x} vs {y} (scale {scale})"
+        );
+    }
+}
+
+/// Custom op vs stock op in f32 (outputs and all gradients), and the custom op's gradients
+/// against central differences in f64 at a few coordinates of every input.
+fn check(ours: &OpRun<'_>, stock: &OpRun<'_>, inputs: &[Vec<f64>], what: &str) {
+    let (_, a) = ours(inputs, DType::F32);
+    let (_, b) = stock(inputs, DType::F32);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_close(x, y, 2e-4, &format!("{what} f32 vs stock, tensor {i}"));
+    }
+    let (_, g) = ours(inputs, DType::F64);
+    let h = 1e-6;
+    for (k, inp) in inputs.iter().enumerate() {
+        let n = inp.len();
+        for &j in &[0, n / 3, n / 2, n - 1] {
+            let mut plus = inputs.to_vec();
+            plus[k][j] += h;
+            let mut minus = inputs.to_vec();
+            minus[k][j] -= h;
+            let fd = (ours(&plus, DType::F64).0 - ours(&minus, DType::F64).0) / (2.0 * h);
+            let an = g[k + 1][j];
+            assert!(
+                (fd - an).abs() <= 1e-6 * (1.0 + an.abs()),
+                "{what}: input {k}[{j}] finite difference {fd} vs gradient {an}"
+            );
+        }
+    }
+}
+
+fn conv_case(x: [usize; 4], w: [usize; 4], stride: usize, pad: usize) {
+    let opts = ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1);
+    let run = |stock: bool| {
+        let opts = opts.clone();
+        move |inp: &[Vec<f64>], dt: DType| {
+            let xt = input(&inp[0], x, dt);
+            let wt = input(&inp[1], w, dt);
+            let bt = input(&inp[2], [w[0]], dt);
+            let y = if stock {
+                burn::tensor::module::conv2d(xt.clone(), wt.clone(), Some(bt.clone()), opts.clone())
+            } else {
+                conv2d(xt.clone(), wt.clone(), Some(bt.clone()), opts.clone())
+            };
+            let r = input(&vals(y.shape().num_elements(), 99), y.dims(), dt);
+            let loss = (y.clone() * r).sum();
+            let lv = host(loss.clone())[0];
+            let g = loss.backward();
+            let grads = vec![
+                host(y),
+                host(xt.grad(&g).unwrap()),
+                host(wt.grad(&g).unwrap()),
+                host(bt.grad(&g).unwrap()),
+            ];
+            (lv, grads)
+        }
+    };
+    let inputs = vec![
+        vals(x.iter().product(), 1),
+        vals(w.iter().product(), 2),
+        vals(w[0], 3),
+    ];
+    check(
+        &run(false),
+        &run(true),
+        &inputs,
+        &format!("conv {x:?} {w:?} s{stride} p{pad}"),
+    );
+}
+
+#[test]
+fn conv2d_matches_stock_and_finite_differences() {
+    conv_case([2, 3, 7, 6], [4, 3, 3, 3], 1, 1);
+    conv_case([1, 4, 9, 9], [5, 4, 3, 3], 2, 1);
+    conv_case([3, 4, 5, 5], [6, 4, 1, 1], 1, 0);
+    conv_case([1, 2, 6, 7], [3, 2, 3, 3], 2, 0);
+    // fewer images than threads, and more
+    conv_case([5, 2, 4, 4], [2, 2, 3, 3], 1, 1);
+}
+
+fn norm_case(n: usize, c: usize, hw: [usize; 2], groups: usize, silu: bool, shift: bool) {
+    let spec = NormSpec {
+        groups,
+        eps: 1e-5,
+        silu,
+    };
+    let shape = [n, c, hw[0], hw[1]];
+    let run = |stock: bool| {
+        move |inp: &[Vec<f64>], dt: DType| {
+            let xt = input(&inp[0], shape, dt);
+            let gt = input(&inp[1], [c], dt);
+            let bt = input(&inp[2], [c], dt);
+            let st = shift.then(|| input(&inp[3], [n, c], dt));
+            let y = if stock {
+                let (y, _) = reference::group_norm_forward::<Ad>(
+                    prim(xt.clone()),
+                    st.clone().map(prim),
+                    prim(gt.clone()),
+                    prim(bt.clone()),
+                    spec,
+                );
+                tensor::<Ad, 4>(y)
+            } else {
+                group_norm(xt.clone(), st.clone(), gt.clone(), bt.clone(), spec)
+            };
+            let r = input(&vals(y.shape().num_elements(), 98), shape, dt);
+            let loss = (y.clone() * r).sum();
+            let lv = host(loss.clone())[0];
+            let g = loss.backward();
+            let mut out = vec![
+                host(y),
+                host(xt.grad(&g).unwrap()),
+                host(gt.grad(&g).unwrap()),
+                host(bt.grad(&g).unwrap()),
+            ];
+            if let Some(st) = st {
+                out.push(host(st.grad(&g).unwrap()));
+            }
+            (lv, out)
+        }
+    };
+    let mut inputs = vec![
+        vals(n * c * hw[0] * hw[1], 4)
+            .iter()
+            .map(|v| 2.0 * v + 0.5)
+            .collect(),
+        vals(c, 5).iter().map(|v| 1.0 + 0.5 * v).collect(),
+        vals(c, 6),
+    ];
+    if shift {
+        inputs.push(vals(n * c, 7));
+    }
+    let what = format!("group_norm n{n} c{c} {hw:?} g{groups} silu {silu} shift {shift}");
+    check(&run(false), &run(true), &inputs, &what);
+}
+
+#[test]
+fn group_norm_matches_stock_and_finite_differences() {
+    norm_case(2, 6, [3, 4], 3, true, false);
+    norm_case(3, 4, [5, 5], 2, false, false);
+    norm_case(1, 8, [2, 3], 4, true, true);
+    norm_case(2, 4, [1, 1], 1, true, true);
+    norm_case(2, 3, [4, 4], 3, false, true);
+}
+
+fn attn_case(b: usize, heads: usize, ch: usize, t: usize) {
+    let shape = [b, heads * 3 * ch, t];
+    let run = |stock: bool| {
+        move |inp: &[Vec<f64>], dt: DType| {
+            let q = input(&inp[0], shape, dt);
+            let y = if stock {
+                tensor::<Ad, 3>(reference::attention_forward::<Ad>(prim(q.clone()), heads).0)
+            } else {
+                attention(q.clone(), heads)
+            };
+            let r = input(&vals(y.shape().num_elements(), 97), y.dims(), dt);
+            let loss = (y.clone() * r).sum();
+            let lv = host(loss.clone())[0];
+            let g = loss.backward();
+            (lv, vec![host(y), host(q.grad(&g).unwrap())])
+        }
+    };
+    let inputs = vec![vals(shape.iter().product(), 8)
+        .iter()
+        .map(|v| 2.0 * v)
+        .collect()];
+    let what = format!("attention b{b} heads{heads} ch{ch} t{t}");
+    check(&run(false), &run(true), &inputs, &what);
+}
+
+#[test]
+fn attention_matches_stock_and_finite_differences() {
+    attn_case(2, 1, 4, 9);
+    attn_case(1, 2, 3, 7);
+    attn_case(3, 2, 2, 5);
+    // more query rows than one chunk of the kernel
+    attn_case(1, 1, 3, host::ATTN_ROWS + 37);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conv2d_random_shapes(
+        n in 1usize..4, ci in 1usize..5, co in 1usize..5, h in 3usize..9, w in 3usize..9,
+        k in prop::sample::select(vec![1usize, 3]), stride in 1usize..3, pad in 0usize..2,
+    ) {
+        prop_assume!(h + 2 * pad >= k && w + 2 * pad >= k);
+        conv_case([n, ci, h, w], [co, ci, k, k], stride, pad);
+    }
+
+    #[test]
+    fn group_norm_random_shapes(
+        n in 1usize..4, groups in 1usize..4, per in 1usize..4, h in 1usize..6, w in 1usize..6,
+        silu: bool, shift: bool,
+    ) {
+        // A group of one element has zero variance: its output is β and its x̂ is rounding
+        // noise amplified by 1/√ε, the same in no two implementations.
+        prop_assume!(per * h * w >= 2);
+        norm_case(n, groups * per, [h, w], groups, silu, shift);
+    }
+
+    #[test]
+    fn attention_random_shapes(b in 1usize..3, heads in 1usize..3, ch in 1usize..5, t in 1usize..20) {
+        attn_case(b, heads, ch, t);
+    }
+}
