@@ -523,7 +523,7 @@ fn pairwise<T: Real>(mut acc: [T; L]) -> T {
     while w > 1 {
         w /= 2;
         for l in 0..w {
-            acc[l] = acc[l] + acc[l + w];
+            acc[l] += acc[l + w];
         }
     }
     acc[0]
