@@ -1,4 +1,5 @@
-//! uint8 image sets for evaluation: folders of PNG files and `.npy` image arrays.
+//! uint8 image sets: folders of PNG files, `.npy` image arrays (evaluation, training through
+//! [`super::dataset::ImageDataset`]) and class-folder trees ([`ClassFolders`]).
 //!
 //! Images are kept as uint8, NHWC, with 1 (grey) or 3 (RGB) channels. A folder is scanned once
 //! (file names sorted, only the PNG headers read) so that inconsistent sizes are reported
@@ -247,6 +248,143 @@ fn read_header(path: &Path) -> Result<(usize, usize, bool)> {
     Ok((h as usize, w as usize, decoder.color_type().has_color()))
 }
 
+/// A labelled image set stored as one subfolder of PNG images per class (`dir/<class>/*.png`,
+/// torchvision's `ImageFolder` layout; e.g. `shared/data/cifar10/train/`).
+///
+/// Classes are the subfolders whose names do not start with `.`, sorted bytewise; the label of an
+/// image is the index of its class in that order (at most 256 classes). Each class folder follows
+/// the [`ImageFolder`] rules; all images of all classes must have the same size, and the set is
+/// grey (1 channel) only when every image is grey. Regular files directly in `dir` are ignored,
+/// except `.png` files, which are an error (a flat folder is not a class tree).
+#[derive(Clone, Debug)]
+pub struct ClassFolders {
+    /// The root folder.
+    pub dir: PathBuf,
+    /// Class names (the subfolder names), sorted; label `i` is `classes[i]`.
+    pub classes: Vec<String>,
+    /// One folder per class, in label order (all with the common `channels`).
+    pub folders: Vec<ImageFolder>,
+    /// Common height.
+    pub height: usize,
+    /// Common width.
+    pub width: usize,
+    /// 1 when every image is grey, else 3.
+    pub channels: usize,
+}
+
+impl ClassFolders {
+    /// Lists the classes and checks their images (PNG headers only).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let mut subdirs = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| NsgfError::io(dir, e))? {
+            let entry = entry.map_err(|e| NsgfError::io(dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                subdirs.push((name, path));
+            } else if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+            {
+                return Err(NsgfError::format(
+                    &path,
+                    "a PNG directly in a class-folder root: expected one subfolder of images per \
+                     class (for an unlabelled flat folder use it as an image folder)",
+                ));
+            }
+        }
+        if subdirs.is_empty() {
+            return Err(NsgfError::format(
+                dir,
+                "no class subfolders: expected <dir>/<class>/*.png",
+            ));
+        }
+        if subdirs.len() > 256 {
+            return Err(NsgfError::format(
+                dir,
+                format!(
+                    "{} class subfolders; at most 256 classes are supported (labels are uint8)",
+                    subdirs.len()
+                ),
+            ));
+        }
+        subdirs.sort();
+        let mut folders = Vec::with_capacity(subdirs.len());
+        let mut classes = Vec::with_capacity(subdirs.len());
+        for (name, path) in &subdirs {
+            let f = ImageFolder::open(path)?;
+            if let Some(first) = folders.first() {
+                let first: &ImageFolder = first;
+                if (f.height, f.width) != (first.height, first.width) {
+                    return Err(NsgfError::format(
+                        &f.files[0],
+                        format!(
+                            "image is {}x{} (HxW) but {} is {}x{}; all images of all classes must \
+                             have the same size",
+                            f.height,
+                            f.width,
+                            first.files[0].display(),
+                            first.height,
+                            first.width
+                        ),
+                    ));
+                }
+            }
+            classes.push(name.to_string_lossy().into_owned());
+            folders.push(f);
+        }
+        let channels = folders.iter().map(|f| f.channels).max().unwrap_or(1);
+        for f in &mut folders {
+            f.channels = channels;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            classes,
+            height: folders[0].height,
+            width: folders[0].width,
+            channels,
+            folders,
+        })
+    }
+
+    /// Total number of images.
+    pub fn len(&self) -> usize {
+        self.folders.iter().map(|f| f.files.len()).sum()
+    }
+
+    /// True when there is no image (never after a successful [`Self::open`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of images per class, in label order.
+    pub fn counts(&self) -> Vec<usize> {
+        self.folders.iter().map(|f| f.files.len()).collect()
+    }
+
+    /// Decodes every image: NHWC uint8, class by class in label order, files sorted by name
+    /// within a class, with the label of each image.
+    pub fn read_all(&self) -> Result<(ImageBatch, Vec<u8>)> {
+        let per = self.height * self.width * self.channels;
+        let n = self.len();
+        let mut data = Vec::with_capacity(n * per);
+        let mut labels = Vec::with_capacity(n);
+        for (label, f) in self.folders.iter().enumerate() {
+            let b = f.read(0, f.files.len())?;
+            data.extend_from_slice(&b.data);
+            labels.extend(std::iter::repeat_n(label as u8, b.n));
+        }
+        Ok((
+            ImageBatch::new(n, self.height, self.width, self.channels, data)?,
+            labels,
+        ))
+    }
+}
+
 /// Where evaluation images come from.
 #[derive(Clone, Debug)]
 pub enum ImageSource {
@@ -368,6 +506,35 @@ mod tests {
         std::fs::write(dir.path().join("fake.png"), b"hello").unwrap();
         let e = ImageFolder::open(dir.path()).unwrap_err().to_string();
         assert!(e.contains("fake.png"), "{e}");
+    }
+
+    #[test]
+    fn class_folders_label_by_sorted_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, v) in [("b_cls", 20u8), ("a_cls", 10), (".hidden", 0)] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            png_grey(&dir.path().join(class).join("x.png"), 2, 2, v);
+        }
+        png_rgba(&dir.path().join("b_cls").join("y.png"), 2, 2);
+        std::fs::write(dir.path().join("README"), b"notes").unwrap();
+        let c = ClassFolders::open(dir.path()).unwrap();
+        assert_eq!(c.classes, vec!["a_cls", "b_cls"]);
+        assert_eq!((c.counts(), c.channels), (vec![1, 2], 3));
+        let (b, labels) = c.read_all().unwrap();
+        assert_eq!((b.n, b.height, b.width, b.channels), (3, 2, 2, 3));
+        assert_eq!(labels, vec![0, 1, 1]);
+        assert_eq!((b.data[0], b.data[12], b.data[24]), (10, 20, 10));
+
+        png_grey(&dir.path().join("flat.png"), 2, 2, 0);
+        let e = ClassFolders::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("flat.png"), "{e}");
+        std::fs::remove_file(dir.path().join("flat.png")).unwrap();
+        std::fs::create_dir(dir.path().join("c_cls")).unwrap();
+        png_grey(&dir.path().join("c_cls").join("z.png"), 3, 2, 0);
+        let e = ClassFolders::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("z.png") && e.contains("same size"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(ClassFolders::open(empty.path()).is_err());
     }
 
     #[test]
