@@ -9,6 +9,7 @@
 
 pub mod matching;
 pub mod nsgf;
+pub mod nsgfpp;
 pub mod pool;
 pub mod reflow;
 pub mod samplers;
@@ -17,6 +18,21 @@ use burn::tensor::{backend::Backend, Tensor};
 
 /// A time-dependent vector field `u(x, τ)`: `x: (n, d)` → `(n, d)`.
 pub trait VectorField<B: Backend> {
+    /// Evaluates the field with one time per row, `tau: (n, 1)` in [0, 1] (NSGF++'s straight
+    /// flow starts every sample at its own predicted time).
+    fn eval_rows(&self, x: Tensor<B, 2>, tau: Tensor<B, 2>) -> Tensor<B, 2>;
+
     /// Evaluates the field at all points for one time `τ ∈ [0, 1]`.
-    fn eval(&self, x: Tensor<B, 2>, tau: f64) -> Tensor<B, 2>;
+    fn eval(&self, x: Tensor<B, 2>, tau: f64) -> Tensor<B, 2> {
+        let n = x.dims()[0];
+        let t = Tensor::full([n, 1], tau, (&x.device(), x.dtype()));
+        self.eval_rows(x, t)
+    }
+}
+
+/// The NSGF++ phase-transition time predictor `t_φ` (Algorithm 3): `x: (n, d)` → `(n, 1)` in
+/// (0, 1), the time on the straight path from the source to the data at which `x` stands.
+pub trait TimePredictor<B: Backend> {
+    /// The predicted time of every row.
+    fn predict(&self, x: Tensor<B, 2>) -> Tensor<B, 2>;
 }

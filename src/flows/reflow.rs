@@ -83,7 +83,7 @@ mod tests {
     /// u(x, τ) = c (a constant field): Φ(x₀) = x₀ + c.
     struct Shift(f32);
     impl VectorField<Cpu> for Shift {
-        fn eval(&self, x: Tensor<Cpu, 2>, _tau: f64) -> Tensor<Cpu, 2> {
+        fn eval_rows(&self, x: Tensor<Cpu, 2>, _tau: Tensor<Cpu, 2>) -> Tensor<Cpu, 2> {
             x.zeros_like().add_scalar(self.0)
         }
     }

@@ -2,6 +2,7 @@
 //! units; SELU activations as in torchcfm's `MLP`). The time `τ ∈ [0, 1]` is appended to `x` as
 //! an input feature: input `(n, d + 1)`, output `(n, d)`.
 
+use super::{mse, Regressor};
 use crate::flows::VectorField;
 use burn::config::Config;
 use burn::module::Module;
@@ -57,9 +58,18 @@ impl<B: Backend> VelocityMlp<B> {
 }
 
 impl<B: Backend> VectorField<B> for VelocityMlp<B> {
-    fn eval(&self, x: Tensor<B, 2>, tau: f64) -> Tensor<B, 2> {
-        let [n, _] = x.dims();
-        let t = Tensor::full([n, 1], tau, (&x.device(), x.dtype()));
-        self.forward(x, t)
+    fn eval_rows(&self, x: Tensor<B, 2>, tau: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward(x, tau)
+    }
+}
+
+impl<B: Backend> Regressor<B> for VelocityMlp<B> {
+    fn regression_loss(
+        &self,
+        x: Tensor<B, 2>,
+        tau: Tensor<B, 2>,
+        u: Option<Tensor<B, 2>>,
+    ) -> crate::Result<Tensor<B, 1>> {
+        mse(self.forward(x, tau), u, "velocity MLP")
     }
 }

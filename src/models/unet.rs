@@ -22,7 +22,9 @@
 //! Parameter names follow torchcfm's `state_dict` ([`UNet::load_torchcfm`]).
 
 use super::ops::{attention, conv2d, group_norm, NnBackend, NormSpec};
+use super::{mse, Regressor};
 use crate::error::NsgfError;
+use crate::flows::VectorField;
 use crate::io::SafetensorsStore;
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -230,6 +232,8 @@ impl UNetConfig {
             out_norm: Norm::new(ch, device),
             out_conv: Conv::new(ch, self.in_channels, 3, 1, true, device),
             model_channels: mc,
+            in_channels: self.in_channels,
+            image_size: self.image_size,
         })
     }
 }
@@ -450,6 +454,8 @@ pub struct UNet<B: Backend> {
     out_norm: Norm<B>,
     out_conv: Conv<B>,
     model_channels: usize,
+    in_channels: usize,
+    image_size: usize,
 }
 
 /// Sinusoidal embedding `[cos(t·f), sin(t·f)]`, `f_i = 10000^(−i/half)`, `t [N]` → `[N, dim]`
@@ -658,6 +664,47 @@ impl<B: Backend> UNet<B> {
             out_norm: l.norm("out.0", self.out_norm)?,
             out_conv: l.conv("out.2", self.out_conv)?,
             model_channels: self.model_channels,
+            in_channels: self.in_channels,
+            image_size: self.image_size,
         })
+    }
+}
+
+impl<B: NnBackend> UNet<B> {
+    /// The image shape `[C, H, W]` of the network's input and output.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.in_channels, self.image_size, self.image_size]
+    }
+
+    /// `u_θ` on flattened images: `x: (n, C·H·W)` rows, `tau: (n, 1)` → `(n, C·H·W)`.
+    pub fn forward_rows(&self, x: Tensor<B, 2>, tau: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [n, d] = x.dims();
+        let [c, h, w] = self.image_shape();
+        let t = tau.reshape([n]);
+        self.forward(x.reshape([n, c, h, w]), t).reshape([n, d])
+    }
+}
+
+impl<B: NnBackend> Regressor<B> for UNet<B> {
+    fn regression_loss(
+        &self,
+        x: Tensor<B, 2>,
+        tau: Tensor<B, 2>,
+        u: Option<Tensor<B, 2>>,
+    ) -> crate::Result<Tensor<B, 1>> {
+        let [c, h, w] = self.image_shape();
+        if x.dims()[1] != c * h * w {
+            return Err(NsgfError::Shape(format!(
+                "UNet for {c}x{h}x{w} images got rows of {} values",
+                x.dims()[1]
+            )));
+        }
+        mse(self.forward_rows(x, tau), u, "UNet velocity")
+    }
+}
+
+impl<B: NnBackend> VectorField<B> for UNet<B> {
+    fn eval_rows(&self, x: Tensor<B, 2>, tau: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_rows(x, tau)
     }
 }

@@ -1,19 +1,21 @@
-//! The explicit velocity-regression loop shared by NSGF (velocity-field matching, paper eq. 12)
-//! and the flow-matching baselines: draw a batch `(x_τ, τ, u_τ)`, minimise
-//! `mean ‖u_θ(x_τ, τ) − u_τ‖²` (over the batch and the coordinates) with one optimizer step.
+//! The explicit regression loop shared by every network of the project: NSGF's velocity-field
+//! matching (paper eq. 12), the flow-matching baselines, and the NSGF++ time predictor and
+//! straight flow (Algorithm 3); MLPs on 2-D rows and UNets on flattened images alike. Each step
+//! draws a batch `(x, τ, u)` and takes one optimizer step on the model's
+//! [`Regressor::regression_loss`] (`mean ‖u_θ(x, τ) − u‖²` for a velocity field).
 
 use super::config::OptimConfig;
 use crate::convert::rows_to_tensor;
 use crate::error::{NsgfError, Result};
 use crate::flows::pool::PoolBatch;
-use crate::models::mlp::VelocityMlp;
+use crate::models::Regressor;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// What a call of [`fit_velocity`] did.
+/// What a call of [`fit_regression`] did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct FitOutcome {
     /// Completed gradient steps (in total, including those before `start`).
@@ -38,24 +40,26 @@ pub fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
     pb
 }
 
-/// Runs gradient steps `start..opt.steps`: `next_batch(step)` supplies the regression samples,
+/// Runs gradient steps `start..opt.steps`: `next_batch(step)` supplies the regression samples
+/// (`u` may be empty for a model that needs no targets beyond `τ`),
 /// `after_step(step, model, optim)` runs after each step (checkpoints). A non-finite loss stops
 /// at once with an error naming the step.
 // The explicit loop's inputs stay explicit (as in burn's examples) rather than bundled.
 #[allow(clippy::too_many_arguments)]
-pub fn fit_velocity<B, O>(
-    mut model: VelocityMlp<B>,
+pub fn fit_regression<B, M, O>(
+    mut model: M,
     optim: &mut O,
     device: &B::Device,
     start: usize,
     opt: &OptimConfig,
     mut next_batch: impl FnMut(usize) -> Result<PoolBatch>,
-    mut after_step: impl FnMut(usize, &VelocityMlp<B>, &O) -> Result<()>,
+    mut after_step: impl FnMut(usize, &M, &O) -> Result<()>,
     pb: &ProgressBar,
-) -> Result<(VelocityMlp<B>, FitOutcome)>
+) -> Result<(M, FitOutcome)>
 where
     B: AutodiffBackend,
-    O: Optimizer<VelocityMlp<B>, B>,
+    M: Regressor<B> + burn::module::AutodiffModule<B>,
+    O: Optimizer<M, B>,
 {
     let t0 = Instant::now();
     let mut step = start;
@@ -64,7 +68,8 @@ where
     while step < opt.steps {
         let batch = next_batch(step)?;
         let b = batch.tau.len();
-        if b == 0 || batch.x.len() != batch.u.len() || !batch.x.len().is_multiple_of(b) {
+        let has_u = !batch.u.is_empty();
+        if b == 0 || (has_u && batch.x.len() != batch.u.len()) || !batch.x.len().is_multiple_of(b) {
             return Err(NsgfError::Shape(format!(
                 "training batch at step {step}: {} positions, {} times, {} targets",
                 batch.x.len(),
@@ -75,8 +80,8 @@ where
         let d = batch.x.len() / b;
         let x = rows_to_tensor::<B>(batch.x, b, d, device);
         let tau = rows_to_tensor::<B>(batch.tau, b, 1, device);
-        let u = rows_to_tensor::<B>(batch.u, b, d, device);
-        let loss = (model.forward(x, tau) - u).powi_scalar(2).mean();
+        let u = has_u.then(|| rows_to_tensor::<B>(batch.u, b, d, device));
+        let loss = model.regression_loss(x, tau, u)?;
         let loss_value = crate::convert::to_f64_vec(loss.clone())?[0];
         if !loss_value.is_finite() {
             return Err(NsgfError::NonFinite(format!(

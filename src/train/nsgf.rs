@@ -3,7 +3,7 @@
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE, MODEL_FILE};
 use super::config::ToyConfig;
-use super::fit::{bar, fit_velocity};
+use super::fit::{bar, fit_regression};
 use crate::convert::rows_to_tensor;
 use crate::data::toy2d::Distribution;
 use crate::error::{NsgfError, Result};
@@ -120,7 +120,7 @@ pub fn train<B: AutodiffBackend>(
     } else {
         0.0
     };
-    let (model, fit) = fit_velocity(
+    let (model, fit) = fit_regression(
         model,
         &mut optim,
         device,

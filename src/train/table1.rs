@@ -15,7 +15,7 @@
 
 use super::checkpoint::{load_model, save_model, MODEL_FILE};
 use super::config::{LrSchedule, OptimConfig, ToyConfig};
-use super::fit::{bar, fit_velocity};
+use super::fit::{bar, fit_regression};
 use super::nsgf::{load_run, train as train_nsgf};
 use super::toy_eval::MeanStd;
 use crate::convert::to_f32_vec;
@@ -467,7 +467,7 @@ fn train_matcher<B: AutodiffBackend>(
             method.label()
         ),
     );
-    let (model, fit) = fit_velocity(
+    let (model, fit) = fit_regression(
         new_model::<B>(dev),
         &mut optim,
         dev,
