@@ -7,4 +7,4 @@ pub mod tensors;
 
 pub use npy::{read_npy, read_npz, read_points, write_npy, write_npz, NpyArray, NpyData, Points};
 pub use safetensors_shards::SafetensorsStore;
-pub use tensors::read_safetensors;
+pub use tensors::{canonical_safetensors, read_safetensors};

@@ -1,9 +1,13 @@
 //! NumPy `.npy` (format versions 1.0, 2.0, 3.0) and `.npz` (a zip of `.npy` members, stored or
-//! deflated) reading and writing, little-endian, C order.
+//! deflated) reading and writing.
 //!
-//! Supported dtypes: `f4`, `f8`, `u1`, `i4`, `i8` (read); `f4`, `f8`, `u1`, `i8` (write).
-//! Every malformed input (bad magic, truncated data, unsupported dtype, Fortran order, a shape
-//! that does not match the byte count) is reported as [`NsgfError::Format`] naming the file.
+//! Reading accepts what `np.save` / `np.savez` / `np.savez_compressed` write: dtypes `f4`, `f8`,
+//! `u1`, `i4`, `i8` in either byte order (`<f8`, `>f8`, ...), C or Fortran order
+//! (`fortran_order: True`, e.g. a transposed array; transposed on load, so [`NpyArray::data`] is
+//! always C order). Writing produces little-endian C-order `f4`, `f8`, `u1`, `i8`.
+//! Every malformed input (bad magic, truncated data, unsupported dtype, a `fortran_order` that is
+//! neither `True` nor `False`, a shape that does not match the byte count) is reported as
+//! [`NsgfError::Format`] naming the file.
 
 use crate::error::{NsgfError, Result};
 use std::io::{Read, Write};
@@ -125,13 +129,18 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .map_err(|_| err("the .npy header is not valid text".into()))?;
     let descr = dict_value(header, "descr").ok_or_else(|| err("header has no 'descr'".into()))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let fortran = dict_value(header, "fortran_order")
-        .ok_or_else(|| err("header has no 'fortran_order'".into()))?;
-    if fortran.trim().starts_with("True") {
-        return Err(err(
-            "Fortran-ordered arrays are not supported; save with C order".into(),
-        ));
-    }
+    let fortran_s = dict_value(header, "fortran_order")
+        .ok_or_else(|| err("header has no 'fortran_order'".into()))?
+        .trim();
+    let fortran = match fortran_s {
+        "True" => true,
+        "False" => false,
+        v => {
+            return Err(err(format!(
+                "malformed header: 'fortran_order' is {v:?}, expected True or False"
+            )))
+        }
+    };
     let shape_s = dict_value(header, "shape").ok_or_else(|| err("header has no 'shape'".into()))?;
     let shape_s = shape_s.trim();
     let inner = shape_s
@@ -151,15 +160,24 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .try_fold(1usize, |a, &b| a.checked_mul(b))
         .ok_or_else(|| err("shape overflows".into()))?;
     let body = &bytes[start + header_len..];
-    let (kind, size) = match descr {
-        "<f4" | "=f4" | "f4" => ("f4", 4),
-        "<f8" | "=f8" | "f8" => ("f8", 8),
-        "|u1" | "<u1" | "u1" | "=u1" => ("u1", 1),
-        "<i8" | "=i8" | "i8" => ("i8", 8),
-        "<i4" | "=i4" | "i4" => ("i4", 4),
-        d => {
+    // Byte order: '<' little, '>' big, '=' native, '|' not applicable (one-byte types); no prefix
+    // means native.
+    let (big_endian, code) = match descr.as_bytes().first() {
+        Some(b'<') | Some(b'|') => (false, &descr[1..]),
+        Some(b'>') => (true, &descr[1..]),
+        Some(b'=') => (cfg!(target_endian = "big"), &descr[1..]),
+        _ => (cfg!(target_endian = "big"), descr),
+    };
+    let (kind, size) = match code {
+        "f4" => ("f4", 4),
+        "f8" => ("f8", 8),
+        "u1" => ("u1", 1),
+        "i8" => ("i8", 8),
+        "i4" => ("i4", 4),
+        _ => {
             return Err(err(format!(
-                "unsupported dtype {d} (supported: float32, float64, uint8, int32, int64, little-endian)"
+                "unsupported dtype {descr} (supported: float32, float64, uint8, int32, int64, \
+                 either byte order)"
             )))
         }
     };
@@ -172,31 +190,84 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
             body.len()
         )));
     }
-    let body = &body[..need];
-    let data = match kind {
-        "f4" => NpyData::F32(
-            body.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        "f8" => NpyData::F64(
-            body.chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        ),
+    if body.len() > need {
+        return Err(err(format!(
+            "data does not match the header: shape {shape:?} of {descr} needs {need} bytes, \
+             file has {} ({} trailing)",
+            body.len(),
+            body.len() - need
+        )));
+    }
+    fn decode<const N: usize, T>(
+        body: &[u8],
+        big: bool,
+        le: fn([u8; N]) -> T,
+        be: fn([u8; N]) -> T,
+    ) -> Vec<T> {
+        let f = if big { be } else { le };
+        body.chunks_exact(N)
+            .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
+            .collect()
+    }
+    let b = big_endian;
+    let mut data = match kind {
+        "f4" => NpyData::F32(decode(body, b, f32::from_le_bytes, f32::from_be_bytes)),
+        "f8" => NpyData::F64(decode(body, b, f64::from_le_bytes, f64::from_be_bytes)),
         "u1" => NpyData::U8(body.to_vec()),
-        "i8" => NpyData::I64(
-            body.chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        ),
+        "i8" => NpyData::I64(decode(body, b, i64::from_le_bytes, i64::from_be_bytes)),
         _ => NpyData::I64(
-            body.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            decode(body, b, i32::from_le_bytes, i32::from_be_bytes)
+                .into_iter()
+                .map(i64::from)
                 .collect(),
         ),
     };
+    if fortran && shape.len() > 1 {
+        data = match data {
+            NpyData::F32(v) => NpyData::F32(fortran_to_c(&v, &shape)),
+            NpyData::F64(v) => NpyData::F64(fortran_to_c(&v, &shape)),
+            NpyData::U8(v) => NpyData::U8(fortran_to_c(&v, &shape)),
+            NpyData::I64(v) => NpyData::I64(fortran_to_c(&v, &shape)),
+        };
+    }
     Ok(NpyArray { shape, data })
+}
+
+/// Reorders the elements of an array of `shape` from Fortran (column-major) order to C
+/// (row-major) order. For 0-d and 1-d arrays the two orders coincide.
+fn fortran_to_c<T: Copy>(src: &[T], shape: &[usize]) -> Vec<T> {
+    let nd = shape.len();
+    if nd < 2 || src.is_empty() {
+        return src.to_vec();
+    }
+    debug_assert_eq!(shape.iter().product::<usize>(), src.len());
+    // Fortran strides (in elements): the first axis varies fastest.
+    let mut stride = vec![1usize; nd];
+    for j in 1..nd {
+        stride[j] = stride[j - 1] * shape[j - 1];
+    }
+    // Walk the C-order multi-index (last axis fastest) in rows of the last axis, keeping the
+    // Fortran offset of the row start.
+    let (last, last_stride) = (shape[nd - 1], stride[nd - 1]);
+    let mut idx = vec![0usize; nd - 1];
+    let mut off = 0usize;
+    let mut out = Vec::with_capacity(src.len());
+    for _ in 0..src.len() / last {
+        out.extend((0..last).map(|k| src[off + k * last_stride]));
+        // Advance the outer index (axes 0..nd-1, the one before last fastest).
+        let mut j = nd - 1;
+        while j > 0 {
+            j -= 1;
+            idx[j] += 1;
+            off += stride[j];
+            if idx[j] < shape[j] {
+                break;
+            }
+            off -= stride[j] * shape[j];
+            idx[j] = 0;
+        }
+    }
+    out
 }
 
 /// Finds the raw text of `key`'s value in a Python dict literal (good enough for .npy headers).
@@ -379,6 +450,40 @@ mod tests {
             assert_eq!(read_npy(&p).unwrap(), arr);
             let header = std::fs::read(&p).unwrap().len() - arr.data_bytes().len();
             assert_eq!(header % 64, 0, "data must start 64-byte aligned");
+        }
+    }
+
+    #[test]
+    fn fortran_to_c_matches_the_index_formula() {
+        for shape in [
+            vec![],
+            vec![4],
+            vec![2, 3],
+            vec![3, 1, 2],
+            vec![2, 3, 4, 2],
+            vec![1, 5],
+            vec![0, 3],
+        ] {
+            let n: usize = shape.iter().product();
+            let f: Vec<usize> = (0..n).collect();
+            let c = fortran_to_c(&f, &shape);
+            // C index k -> multi-index -> Fortran offset.
+            let want: Vec<usize> = (0..n)
+                .map(|k| {
+                    let (mut rem, mut off, mut stride) = (k, 0, 1);
+                    let mut idx = vec![0; shape.len()];
+                    for j in (0..shape.len()).rev() {
+                        idx[j] = rem % shape[j];
+                        rem /= shape[j];
+                    }
+                    for j in 0..shape.len() {
+                        off += idx[j] * stride;
+                        stride *= shape[j];
+                    }
+                    off
+                })
+                .collect();
+            assert_eq!(c, want, "{shape:?}");
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::error::{NsgfError, Result};
 use crate::io::npy::write_atomic;
+use crate::io::tensors::canonical_safetensors;
 use burn::module::Module;
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
@@ -30,15 +31,18 @@ pub const OPTIM_FILE: &str = "optim.mpk";
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.toml";
 
-/// Serialises a module's weights to safetensors bytes.
+/// Serialises a module's weights to safetensors bytes, byte-reproducibly: the same weights give
+/// the same bytes in every run (burn's store writes its metadata from a `HashMap`; the header is
+/// rewritten with sorted keys by [`canonical_safetensors`]).
 pub fn module_to_bytes<B: Backend, M: Module<B> + ModuleSnapshot<B>>(model: &M) -> Result<Vec<u8>> {
     let mut store = SafetensorsStore::from_bytes(None);
     model
         .save_into(&mut store)
         .map_err(|e| NsgfError::Other(format!("saving weights: {e:?}")))?;
-    store
+    let bytes = store
         .get_bytes()
-        .map_err(|e| NsgfError::Other(format!("saving weights: {e:?}")))
+        .map_err(|e| NsgfError::Other(format!("saving weights: {e:?}")))?;
+    canonical_safetensors(&bytes)
 }
 
 /// Loads weights into `model` from a safetensors file written by [`save_model`].
@@ -111,4 +115,38 @@ where
         .load(bytes, device)
         .map_err(|e| NsgfError::format(&optim_path, format!("corrupt optimizer state: {e}")))?;
     Ok((model, optim.load_record(record), state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use crate::models::mlp::MlpConfig;
+
+    #[test]
+    fn saved_weights_are_byte_reproducible() {
+        let device = Default::default();
+        let config = MlpConfig::new(2).with_hidden(8).with_layers(2);
+        let model = config.init::<Cpu>(&device);
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first").join(MODEL_FILE);
+        save_model(&model, &first).unwrap();
+        let want = std::fs::read(&first).unwrap();
+        // Every save builds a fresh store and fresh metadata maps (new hash seeds).
+        for i in 0..8 {
+            let p = dir.path().join(format!("{i}")).join(MODEL_FILE);
+            save_model(&model, &p).unwrap();
+            assert!(std::fs::read(&p).unwrap() == want, "save {i} differs");
+        }
+        // The header lists the metadata first, keys sorted.
+        let n = u64::from_le_bytes(want[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&want[8..8 + n]).unwrap();
+        let meta = header
+            .strip_prefix(r#"{"__metadata__":{"format":"safetensors","producer":"burn","version":"#)
+            .unwrap_or_else(|| panic!("unexpected header {header}"));
+        assert!(meta.contains(r#""layers.0.weight":"#), "{header}");
+        // The canonical file loads back into the same weights.
+        let back = load_model(config.init::<Cpu>(&device), &first).unwrap();
+        assert!(module_to_bytes(&back).unwrap() == want);
+    }
 }
