@@ -8,6 +8,7 @@ use nsgf::flows::samplers::Solver;
 use nsgf::io::{write_npy, NpyArray};
 use nsgf::train::config::ToyConfig;
 use nsgf::train::nsgf as toy;
+use nsgf::train::nsgfpp;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -33,7 +34,15 @@ pub struct TrainArgs {
     device: DeviceKind,
 }
 
+/// Reads a config file's text (for telling NSGF++ configs from NSGF ones).
+fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
 pub fn train(args: TrainArgs) -> Result<()> {
+    if nsgfpp::is_nsgfpp_config(&read_text(&args.config)?) {
+        return train_nsgfpp(args);
+    }
     let mut cfg = ToyConfig::load(&args.config)?;
     if let Some(seed) = args.seed {
         cfg.seed = seed;
@@ -60,6 +69,42 @@ pub fn train(args: TrainArgs) -> Result<()> {
         report.pool_seconds,
         report.train_seconds,
         report.steps as f64 / report.train_seconds.max(1e-9)
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `nsgf train` on an NSGF++ config (Algorithm 3: NSGF phase, NSF, time predictor).
+fn train_nsgfpp(args: TrainArgs) -> Result<()> {
+    let mut cfg = nsgfpp::NsgfppToyConfig::load(&args.config)?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if let Some(steps) = args.steps {
+        cfg.train.steps = steps;
+        cfg.nsf.train.steps = steps;
+        cfg.time.train.steps = steps;
+    }
+    cfg.validate()?;
+    let show = std::io::stderr().is_terminal();
+    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| nsgfpp::train::<B>(
+        &cfg,
+        &args.out,
+        &dev,
+        args.resume,
+        show
+    ))
+    .with_context(|| format!("training {}", args.config.display()))?;
+    eprintln!(
+        "NSGF++: NSGF field {} steps (loss {:.4}, pool {} samples), NSF {} steps (loss {:.4}), \
+         time predictor {} steps (loss {:.4})",
+        report.nsgf.steps,
+        report.nsgf.final_loss,
+        report.nsgf.pool_samples,
+        report.nsf.steps,
+        report.nsf.final_loss,
+        report.time.steps,
+        report.time.final_loss
     );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -94,6 +139,10 @@ pub struct SampleArgs {
 }
 
 pub fn sample(args: SampleArgs) -> Result<()> {
+    let config = args.run.join(nsgf::train::checkpoint::CONFIG_FILE);
+    if nsgfpp::is_nsgfpp_config(&read_text(&config)?) {
+        return sample_nsgfpp(args);
+    }
     let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
         let run = toy::load_run::<B>(&args.run, &dev)?;
         let (x, path, nfe) = toy::sample(&run, args.n, args.steps, args.solver, args.seed, &dev)?;
@@ -112,6 +161,36 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             &path,
             &target,
             &format!("NSGF {problem}, {} steps", args.steps),
+        )?;
+    }
+    eprintln!(
+        "wrote {} samples to {} (NFE = {nfe})",
+        args.n,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `nsgf sample` on an NSGF++ run (Algorithm 4): `--steps` is the number of NSF steps after the
+/// run's NSGF phase; the NFE printed counts the NSGF steps, the time predictor and the NSF steps.
+fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
+    let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
+        let mut run = nsgfpp::load_run::<B>(&args.run, &dev)?;
+        run.config.sampling.solver = args.solver;
+        let schedule = nsgf::flows::nsgfpp::NsfSchedule::Steps(args.steps);
+        let out = nsgfpp::sample(&run, args.n, Some(schedule), args.seed, &dev)?;
+        let path = vec![to_f32_vec(out.after_nsgf)?, to_f32_vec(out.x.clone())?];
+        anyhow::Ok((to_f32_vec(out.x)?, path, out.nfe, run.config.problem))
+    })?;
+    write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], samples))?;
+    if let Some(png) = &args.plot {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
+        let target = problem.target().sample(args.n, &mut rng);
+        nsgf::metrics::plots::trajectory_plot(
+            png,
+            &path,
+            &target,
+            &format!("NSGF++ {problem}: after the NSGF phase, final ({nfe} NFE)"),
         )?;
     }
     eprintln!(

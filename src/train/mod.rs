@@ -4,6 +4,7 @@
 //! * [`checkpoint`] — atomic safetensors checkpoints with optimizer state, and resume.
 //! * [`fit`] — the velocity-regression loop shared by NSGF and the flow-matching baselines.
 //! * [`nsgf`] — Algorithm 1 end to end (trajectory pool + velocity-field matching) and sampling.
+//! * [`nsgfpp`] — NSGF++ on the 2-D problems: Algorithm 3 (three networks) and Algorithm 4.
 //! * [`toy_eval`] — the 2-D evaluation protocol (W2, floor, teacher).
 //! * [`table1`] — the paper's Table 1 harness (NSGF beside FM, I-CFM, OT-CFM, SI, k-RF).
 //! * [`unet_bench`] — the speed of a UNet training step and of its ops (`nsgf bench unet`).
@@ -12,6 +13,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod fit;
 pub mod nsgf;
+pub mod nsgfpp;
 pub mod table1;
 pub mod toy_eval;
 pub mod unet_bench;
