@@ -12,9 +12,9 @@ use crate::flows::pool::TrajectoryPool;
 use crate::flows::samplers::{integrate, Solver};
 use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
+use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use burn::module::AutodiffModule;
 use burn::optim::AdamConfig;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use std::path::Path;
@@ -36,7 +36,7 @@ pub struct TrainReport {
 }
 
 /// Draws an `(n, 2)` tensor from a 2-D distribution.
-pub fn sample_tensor<B: Backend>(
+pub fn sample_tensor<B: NnBackend>(
     dist: Distribution,
     n: usize,
     rng: &mut rand::rngs::StdRng,
@@ -48,7 +48,7 @@ pub fn sample_tensor<B: Backend>(
 /// Algorithm 1: builds the trajectory pool from minibatch Sinkhorn flows, then fits the MLP
 /// velocity field by regression on the pool (eq. 12) with Adam. Writes checkpoints into
 /// `run_dir` (atomically) and resumes from one there when `resume` is set.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: NnAutodiffBackend>(
     cfg: &ToyConfig,
     run_dir: &Path,
     device: &B::Device,
@@ -166,13 +166,13 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// A trained run loaded for sampling.
-pub struct TrainedRun<B: Backend> {
+pub struct TrainedRun<B: NnBackend> {
     pub config: ToyConfig,
     pub model: VelocityMlp<B>,
 }
 
 /// Loads `config.toml` and `model.safetensors` from a run directory.
-pub fn load_run<B: Backend>(run_dir: &Path, device: &B::Device) -> Result<TrainedRun<B>> {
+pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<TrainedRun<B>> {
     let config = ToyConfig::load(&run_dir.join(CONFIG_FILE))?;
     let model = MlpConfig::new(2)
         .with_hidden(config.model.hidden)
@@ -185,7 +185,7 @@ pub fn load_run<B: Backend>(run_dir: &Path, device: &B::Device) -> Result<Traine
 /// Algorithm 2: pushes `n` fresh source samples through the learned field with `steps`
 /// uniform steps of `solver` on `τ ∈ [0, 1]`. Returns the final samples `(n, 2)`, every
 /// intermediate state (for figures) and the NFE.
-pub fn sample<B: Backend>(
+pub fn sample<B: NnBackend>(
     run: &TrainedRun<B>,
     n: usize,
     steps: usize,
@@ -208,6 +208,8 @@ pub fn sample<B: Backend>(
 }
 
 /// The network with autodiff stripped (for sampling right after training).
-pub fn inference_model<B: AutodiffBackend>(model: &VelocityMlp<B>) -> VelocityMlp<B::InnerBackend> {
+pub fn inference_model<B: NnAutodiffBackend>(
+    model: &VelocityMlp<B>,
+) -> VelocityMlp<B::InnerBackend> {
     model.valid()
 }

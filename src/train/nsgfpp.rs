@@ -23,11 +23,11 @@ use crate::flows::nsgfpp::{nsgfpp_sample, NsfSchedule, NsgfppSamples};
 use crate::flows::samplers::Solver;
 use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
+use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::time_predictor::{TimeMlp, TimeMlpConfig};
 use crate::models::Regressor;
 use burn::module::AutodiffModule;
 use burn::optim::AdamConfig;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -235,7 +235,7 @@ fn train_part<B, M>(
     show: bool,
 ) -> Result<(M, FitOutcome)>
 where
-    B: AutodiffBackend,
+    B: NnAutodiffBackend,
     M: Regressor<B> + AutodiffModule<B> + burn::store::ModuleSnapshot<B>,
 {
     std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
@@ -273,7 +273,7 @@ where
 
 /// Algorithm 3: the NSGF velocity field (`run_dir/nsgf`), the NSF (`run_dir/nsf`) and the time
 /// predictor (`run_dir/time`), with `config.toml` at the top.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: NnAutodiffBackend>(
     cfg: &NsgfppToyConfig,
     run_dir: &Path,
     device: &B::Device,
@@ -321,7 +321,7 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// The three trained networks of a run.
-pub struct NsgfppRun<B: Backend> {
+pub struct NsgfppRun<B: NnBackend> {
     pub config: NsgfppToyConfig,
     pub nsgf: VelocityMlp<B>,
     pub nsf: VelocityMlp<B>,
@@ -329,7 +329,7 @@ pub struct NsgfppRun<B: Backend> {
 }
 
 /// Loads a run written by [`train`].
-pub fn load_run<B: Backend>(run_dir: &Path, device: &B::Device) -> Result<NsgfppRun<B>> {
+pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<NsgfppRun<B>> {
     let config = NsgfppToyConfig::load(&run_dir.join(CONFIG_FILE))?;
     let mlp = |m: &ModelConfig| {
         MlpConfig::new(2)
@@ -357,7 +357,7 @@ pub fn load_run<B: Backend>(run_dir: &Path, device: &B::Device) -> Result<Nsgfpp
 
 /// Algorithm 4 on `n` fresh source samples (seeded), with the run's sampling settings unless
 /// `schedule` overrides the NSF schedule.
-pub fn sample<B: Backend>(
+pub fn sample<B: NnBackend>(
     run: &NsgfppRun<B>,
     n: usize,
     schedule: Option<NsfSchedule>,

@@ -29,10 +29,10 @@ use crate::flows::samplers::{integrate, Solver};
 use crate::io::npy::write_atomic;
 use crate::metrics::plots::{trajectory_panels, w2_curve};
 use crate::models::mlp::{MlpConfig, VelocityMlp};
+use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::ot::emd::w2;
 use burn::module::AutodiffModule;
 use burn::optim::AdamConfig;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -337,7 +337,7 @@ fn eval_draws(problem: Problem, n: usize, s: u64) -> [crate::io::npy::Points; 3]
 }
 
 /// Euler paths of `field` from the seed-`s` source draw: the 10-step path and the 100-step end.
-fn sample_paths<B: Backend>(
+fn sample_paths<B: NnBackend>(
     model: &VelocityMlp<B>,
     problem: Problem,
     n: usize,
@@ -376,7 +376,7 @@ fn points(v: &[f32]) -> crate::io::npy::Points {
 }
 
 /// Evaluates a trained model with evaluation seed `s` (paper E.1 protocol).
-fn evaluate_model<B: Backend>(
+fn evaluate_model<B: NnBackend>(
     model: &VelocityMlp<B>,
     problem: Problem,
     n: usize,
@@ -401,12 +401,12 @@ fn cell_dir(work: &Path, problem: Problem, method: Method, seed: u64) -> PathBuf
 }
 const CELL_FILE: &str = "cell.json";
 
-fn new_model<B: Backend>(dev: &B::Device) -> VelocityMlp<B> {
+fn new_model<B: NnBackend>(dev: &B::Device) -> VelocityMlp<B> {
     MlpConfig::new(2).init(dev)
 }
 
 /// Trains one flow-matching cell; returns the model, final loss and seconds.
-fn train_matcher<B: AutodiffBackend>(
+fn train_matcher<B: NnAutodiffBackend>(
     settings: &Table1Settings,
     problem: Problem,
     method: Method,
@@ -491,7 +491,7 @@ fn train_matcher<B: AutodiffBackend>(
 }
 
 /// Trains one NSGF cell from `configs/<problem>.toml` (seed and budget overridden).
-fn train_nsgf_cell<B: AutodiffBackend>(
+fn train_nsgf_cell<B: NnAutodiffBackend>(
     settings: &Table1Settings,
     problem: Problem,
     seed: u64,
@@ -537,7 +537,7 @@ fn cell_key(settings: &Table1Settings, problem: Problem, method: Method) -> Resu
 }
 
 /// Trains (or loads from the cache) and evaluates one cell.
-fn run_cell<B: AutodiffBackend>(
+fn run_cell<B: NnAutodiffBackend>(
     settings: &Table1Settings,
     problem: Problem,
     method: Method,
@@ -613,7 +613,7 @@ pub struct Table1 {
 
 /// Trains and evaluates every cell (cached under `work`), then writes `table1.md`,
 /// `table1.json`, `paths_<problem>.png` and `w2_curve_<problem>.png` into `out`.
-pub fn run_table1<B: AutodiffBackend>(
+pub fn run_table1<B: NnAutodiffBackend>(
     settings: &Table1Settings,
     work: &Path,
     out: &Path,
@@ -697,7 +697,7 @@ pub fn run_table1<B: AutodiffBackend>(
 }
 
 /// Path panels (seed-0 models, 10 Euler steps) and W2-vs-step curves of one problem.
-fn figures<B: Backend>(
+fn figures<B: NnBackend>(
     problem: Problem,
     methods: &[Method],
     settings: &Table1Settings,

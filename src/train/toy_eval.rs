@@ -15,9 +15,10 @@ use crate::error::Result;
 use crate::flows::nsgf::{minibatch_flow, NsgfConfig};
 use crate::flows::samplers::Solver;
 use crate::io::npy::Points;
+use crate::models::ops::NnBackend;
 use crate::ot::emd::w2;
 use crate::ot::sinkhorn::{OtProblem, SinkhornConfig};
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::Tensor;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +73,7 @@ pub struct ToyEval {
     pub w2_curve: Vec<(usize, f64)>,
 }
 
-fn sinkhorn_div<B: Backend>(a: &Points, b: &Points, dev: &B::Device) -> Result<f64> {
+fn sinkhorn_div<B: NnBackend>(a: &Points, b: &Points, dev: &B::Device) -> Result<f64> {
     let t = |p: &Points| crate::convert::points_to_tensor::<B>(p, dev, burn::tensor::DType::F32);
     OtProblem::uniform(t(a), t(b))?
         .solve(&SinkhornConfig::new(0.05, 0.9))?
@@ -85,7 +86,7 @@ fn draw(dist: Distribution, n: usize, seed: u64) -> Points {
 }
 
 /// Evaluates `run` at each entry of `steps` (Euler, uniform schedule) over `seeds` seeds.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: NnBackend>(
     run: &TrainedRun<B>,
     steps: &[usize],
     seeds: usize,
@@ -139,7 +140,7 @@ pub fn evaluate<B: Backend>(
 
 /// `n` particles pushed by the raw minibatch Sinkhorn flow (the network's teacher): minibatches
 /// of the training size flowed for `T` steps against fresh target minibatches.
-pub fn teacher_samples<B: Backend>(
+pub fn teacher_samples<B: NnBackend>(
     run: &TrainedRun<B>,
     n: usize,
     seed: u64,
@@ -152,7 +153,7 @@ pub fn teacher_samples<B: Backend>(
 /// `n` points `(n, 2)` of `problem`'s source pushed by [`minibatch_flow`] with `cfg`: source and
 /// target minibatches of `cfg.batch` points (drawn in that order from `rng`) are flowed for `T`
 /// steps until `n` particles are collected.
-pub fn flow_samples<B: Backend>(
+pub fn flow_samples<B: NnBackend>(
     problem: Problem,
     cfg: &NsgfConfig,
     n: usize,

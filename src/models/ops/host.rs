@@ -708,6 +708,13 @@ mod fma {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn selu_block<T: Real>(x: &[T], y: &mut [T]) {
+        super::selu_block::<T, true>(x, y)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn softmax_rows<T: Real>(s: &mut [T], t: usize, lse: &mut [T]) {
         super::softmax_rows::<T, true>(s, t, lse)
     }
@@ -861,6 +868,73 @@ pub fn group_norm_backward<T: Real>(
         ds.par_iter_mut()
             .zip(dx.par_chunks(hw))
             .for_each(|(d, row)| *d = row.iter().fold(T::ZERO, |a, &v| a + v));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SELU
+// ---------------------------------------------------------------------------------------------
+
+/// SELU's λ (PyTorch's `scale`).
+pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
+/// SELU's α.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+
+#[inline(always)]
+fn selu_block<T: Real, const FMA: bool>(x: &[T], y: &mut [T]) {
+    let (l, la) = (T::of(SELU_LAMBDA), T::of(SELU_LAMBDA * SELU_ALPHA));
+    for (o, &v) in y.iter_mut().zip(x) {
+        let neg = la * (T::exp_nonpos::<FMA>(if v < T::ZERO { v } else { T::ZERO }) - T::of(1.0));
+        *o = if v > T::ZERO { l * v } else { neg };
+    }
+}
+
+#[inline(always)]
+fn selu_backward_block<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
+    let (l, la) = (T::of(SELU_LAMBDA), T::of(SELU_LAMBDA * SELU_ALPHA));
+    for ((o, &v), &d) in dx.iter_mut().zip(y).zip(dy) {
+        *o = d * if v > T::ZERO { l } else { v + la };
+    }
+}
+
+/// Elements per task of the elementwise kernels (below this a second thread costs more than it
+/// saves).
+const ELEMWISE_CHUNK: usize = 1 << 15;
+
+/// SELU forward: `y = λx` for `x > 0`, `λα(eˣ − 1)` otherwise.
+pub fn selu_forward<T: Real>(x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len());
+    let fast = has_fma();
+    let run = |xs: &[T], ys: &mut [T]| {
+        #[cfg(target_arch = "x86_64")]
+        if fast {
+            // SAFETY: `fast` is true only when the CPU has AVX2 and FMA.
+            return unsafe { fma::selu_block(xs, ys) };
+        }
+        let _ = fast;
+        selu_block::<T, false>(xs, ys)
+    };
+    if x.len() <= ELEMWISE_CHUNK {
+        run(x, y);
+    } else {
+        y.par_chunks_mut(ELEMWISE_CHUNK)
+            .zip(x.par_chunks(ELEMWISE_CHUNK))
+            .for_each(|(ys, xs)| run(xs, ys));
+    }
+}
+
+/// SELU backward from the output: `dx = dy·λ` where `y > 0`, `dy·(y + λα)` elsewhere.
+pub fn selu_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
+    assert_eq!((y.len(), dy.len()), (dx.len(), dx.len()));
+    if y.len() <= ELEMWISE_CHUNK {
+        selu_backward_block(y, dy, dx);
+    } else {
+        dx.par_chunks_mut(ELEMWISE_CHUNK)
+            .zip(
+                y.par_chunks(ELEMWISE_CHUNK)
+                    .zip(dy.par_chunks(ELEMWISE_CHUNK)),
+            )
+            .for_each(|(o, (a, b))| selu_backward_block(a, b, o));
     }
 }
 

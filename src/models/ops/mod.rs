@@ -8,6 +8,7 @@
 //! * [`group_norm`]: `y = act(γ (x + s − μ) / √(σ² + ε) + β)` per `(image, group)`, with an
 //!   optional per-`(image, channel)` shift `s` (the ADM ResBlock's time-embedding bias, fused)
 //!   and `act` = SiLU or the identity;
+//! * [`selu`]: SELU, one pass forward and one backward (burn builds it from six tensor ops);
 //! * [`attention`]: multi-head self-attention in the `QKVAttentionLegacy` layout of
 //!   guided-diffusion / torchcfm, `O = V softmax(QᵀK/√ch)ᵀ`, flash-style (see [`host`]).
 //!
@@ -120,6 +121,16 @@ pub trait NnKernels: Backend {
     ) -> FloatTensor<Self> {
         reference::attention_backward::<Self>(qkv, out, lse, grad, heads)
     }
+
+    /// SELU forward, `y = λx` for `x > 0`, `λα(eˣ − 1)` otherwise.
+    fn nn_selu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        prim(burn::tensor::activation::selu(tensor::<Self, 2>(x)))
+    }
+
+    /// SELU backward from its output: `dx = dy·λ` where `y > 0`, `dy·(y + λα)` elsewhere.
+    fn nn_selu_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::selu_backward::<Self>(y, grad)
+    }
 }
 
 /// The image ops as model code calls them (see the module docs).
@@ -141,6 +152,8 @@ pub trait NnBackend: Backend {
     ) -> FloatTensor<Self>;
     /// See [`attention`].
     fn attention_op(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
+    /// See [`selu`].
+    fn selu_op(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// A training backend: autodiff over a backend whose plain form also runs the ops.
@@ -170,6 +183,9 @@ macro_rules! forward_kernels {
             }
             fn attention_op(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
                 <$B as NnKernels>::nn_attention(qkv, heads).0
+            }
+            fn selu_op(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                <$B as NnKernels>::nn_selu(x)
             }
         }
     };
@@ -378,6 +394,41 @@ impl<B: NnKernels, C: CheckpointStrategy> NnBackend for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::nn_attention(qkv.primitive, heads).0),
         }
     }
+
+    fn selu_op(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SeluBackward;
+
+        impl<B: NnKernels> Backward<B, 1> for SeluBackward {
+            /// The output `y` (the derivative is a function of it).
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, B::nn_selu_backward(ops.state, grad));
+                }
+            }
+        }
+
+        match SeluBackward
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::nn_selu(x.primitive);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::nn_selu(x.primitive)),
+        }
+    }
 }
 
 fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
@@ -427,6 +478,12 @@ pub fn group_norm<B: NnBackend>(
 /// `out_h = V_h softmax(Q_hᵀ K_h / √ch)ᵀ`.
 pub fn attention<B: NnBackend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
     tensor(B::attention_op(prim(qkv), heads))
+}
+
+/// SELU (`λ = 1.0507…`, `α = 1.6733…`, as PyTorch and torchcfm's MLP) as one op with its own
+/// backward, `x (n, d)` → `(n, d)`.
+pub fn selu<B: NnBackend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    tensor(B::selu_op(prim(x)))
 }
 
 #[cfg(test)]

@@ -181,3 +181,18 @@ pub fn attention_backward<B: Backend>(
     let dv = d_o.matmul(p);
     prim(Tensor::cat(vec![dq, dk, dv], 1).reshape([b, heads * 3 * ch, t]))
 }
+
+/// SELU forward through burn's stock activation.
+pub fn selu_forward<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    prim(burn::tensor::activation::selu(tensor::<B, 2>(x)))
+}
+
+/// SELU backward from the output `y`: `dy·λ` where `y > 0`, else `dy·(y + λα)`.
+pub fn selu_backward<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let (l, a) = (super::host::SELU_LAMBDA, super::host::SELU_ALPHA);
+    let y: Tensor<B, 2> = tensor(y);
+    let dy: Tensor<B, 2> = tensor(grad);
+    let pos = y.clone().greater_elem(0.0);
+    let d = y.add_scalar(l * a).mask_fill(pos, l);
+    prim(dy * d)
+}

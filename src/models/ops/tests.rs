@@ -222,6 +222,38 @@ fn attention_matches_stock_and_finite_differences() {
     attn_case(1, 1, 3, host::ATTN_ROWS + 37);
 }
 
+fn selu_case(n: usize, d: usize) {
+    let run = |stock: bool| {
+        move |inp: &[Vec<f64>], dt: DType| {
+            let x = input(&inp[0], [n, d], dt);
+            let y = if stock {
+                burn::tensor::activation::selu(x.clone())
+            } else {
+                selu(x.clone())
+            };
+            let r = input(&vals(n * d, 96), [n, d], dt);
+            let loss = (y.clone() * r).sum();
+            let lv = host(loss.clone())[0];
+            let g = loss.backward();
+            (lv, vec![host(y), host(x.grad(&g).unwrap())])
+        }
+    };
+    // Values away from the kink at 0, where the one-sided derivatives differ.
+    let inputs = vec![vals(n * d, 9)
+        .iter()
+        .map(|v| if v.abs() < 0.05 { v + 0.1 } else { 3.0 * v })
+        .collect()];
+    check(&run(false), &run(true), &inputs, &format!("selu {n}x{d}"));
+}
+
+#[test]
+fn selu_matches_stock_and_finite_differences() {
+    selu_case(3, 5);
+    selu_case(1, 1);
+    // Above the parallel chunk size.
+    selu_case(300, 256);
+}
+
 proptest! {
     // A fixed seed keeps CI deterministic (the shapes are still drawn at random, once).
     #![proptest_config(ProptestConfig {
