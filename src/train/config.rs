@@ -73,6 +73,10 @@ pub struct OptimConfig {
     pub lr_schedule: LrSchedule,
     /// Checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
+    /// CPU threads of the training steps (0: all). Small networks (the 2-D MLPs) train faster
+    /// on one thread: their matrix products are too small to repay a hand-off between threads
+    /// (BENCHMARKS.md).
+    pub threads: usize,
 }
 
 impl OptimConfig {
@@ -97,6 +101,7 @@ impl Default for OptimConfig {
             lr: 1e-3,
             lr_schedule: LrSchedule::Constant,
             checkpoint_every: 2_000,
+            threads: 0,
         }
     }
 }

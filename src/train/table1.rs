@@ -219,6 +219,8 @@ pub struct Table1Settings {
     pub reflow_steps: usize,
     /// Folder with the NSGF configs (`<problem>.toml`).
     pub configs: PathBuf,
+    /// CPU threads of the baselines' training steps (0: all; 1 is fastest for the 2-D MLPs).
+    pub threads: usize,
 }
 
 impl Default for Table1Settings {
@@ -236,6 +238,7 @@ impl Default for Table1Settings {
             reflow_pairs: 10_000,
             reflow_steps: 100,
             configs: PathBuf::from("configs"),
+            threads: 1,
         }
     }
 }
@@ -457,6 +460,7 @@ fn train_matcher<B: NnAutodiffBackend>(
         lr: settings.lr,
         lr_schedule: settings.lr_schedule,
         checkpoint_every: 0,
+        threads: settings.threads,
     };
     let mut optim = AdamConfig::new().init::<B, VelocityMlp<B>>();
     let pb = bar(
