@@ -27,7 +27,7 @@ use std::marker::PhantomData;
 use std::ops::{Add, Mul, Sub};
 
 /// Lanes of the unrolled row loops (two AVX2 registers of f32, four of f64).
-const L: usize = 16;
+pub(crate) const L: usize = 16;
 
 /// Largest dimension for which [`HostCost::for_clouds`] computes costs on the fly (`3d` flops
 /// per entry instead of streaming a 4- or 8-byte matrix entry from memory).
@@ -248,7 +248,7 @@ fn exp_sum<T: HostFloat, const FMA: bool>(s: &[T], mx: T) -> T {
 
 /// `((a0 + a8) + (a4 + a12)) + ...`
 #[inline(always)]
-fn pairwise_sum<T: HostFloat>(mut acc: [T; L]) -> T {
+pub(crate) fn pairwise_sum<T: HostFloat>(mut acc: [T; L]) -> T {
     let mut w = L;
     while w > 1 {
         w /= 2;

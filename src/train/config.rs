@@ -142,18 +142,36 @@ pub struct ToyConfig {
     pub model: ModelConfig,
 }
 
+/// Parses a TOML config (the type rejects unknown fields) and validates it; `origin` names the
+/// source in error messages.
+pub fn parse_config<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+    validate: impl Fn(&T) -> Result<()>,
+) -> Result<T> {
+    let cfg: T = toml::from_str(text)
+        .map_err(|e| NsgfError::format(origin, format!("invalid config: {e}")))?;
+    validate(&cfg)?;
+    Ok(cfg)
+}
+
+/// Reads, parses and validates a TOML config file.
+pub fn read_config<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl Fn(&T) -> Result<()>,
+) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
+    parse_config(&text, path, validate)
+}
+
 impl ToyConfig {
     /// Parses TOML text; `origin` names the source in error messages.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: Self = toml::from_str(text)
-            .map_err(|e| NsgfError::format(origin, format!("invalid config: {e}")))?;
-        cfg.validate()?;
-        Ok(cfg)
+        parse_config(text, origin, Self::validate)
     }
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
-        Self::from_toml(&text, path)
+        read_config(path, Self::validate)
     }
     /// TOML text of this config.
     pub fn to_toml(&self) -> Result<String> {

@@ -12,7 +12,7 @@
 //! exactly the batches an uninterrupted one would.
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE, MODEL_FILE};
-use super::config::{ModelConfig, OptimConfig, PoolConfig, ToyConfig};
+use super::config::{parse_config, read_config, ModelConfig, OptimConfig, PoolConfig, ToyConfig};
 use super::fit::{bar, fit_regression, FitOutcome};
 use super::nsgf::{self as nsgf_train, sample_tensor, TrainReport};
 use crate::data::toy2d::Problem;
@@ -147,16 +147,12 @@ pub struct NsgfppToyConfig {
 impl NsgfppToyConfig {
     /// Parses and validates TOML text (`origin` names it in errors).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: Self = toml::from_str(text)
-            .map_err(|e| NsgfError::format(origin, format!("invalid NSGF++ config: {e}")))?;
-        cfg.validate()?;
-        Ok(cfg)
+        parse_config(text, origin, Self::validate)
     }
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
-        Self::from_toml(&text, path)
+        read_config(path, Self::validate)
     }
 
     /// The NSGF phase as a plain NSGF run config.

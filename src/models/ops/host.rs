@@ -480,9 +480,10 @@ fn sigmoid<T: Real, const FMA: bool>(a: T) -> T {
     }
 }
 
-/// Lanes of the vectorised reductions (independent accumulators, so that the compiler can keep
-/// them in SIMD registers; a single running sum is a serial dependency chain).
-const L: usize = 16;
+// Lanes of the vectorised reductions (independent accumulators, so that the compiler can keep
+// them in SIMD registers; a single running sum is a serial dependency chain): the fused softmin
+// kernel's, with its pairwise final sum.
+use crate::ot::softmin_cpu::{pairwise_sum as pairwise, L};
 
 /// `Σ f(x_i)` over `xs` with [`L`] accumulators, summed pairwise at the end.
 #[inline(always)]
@@ -515,18 +516,6 @@ fn lane_max<T: Real>(xs: &[T]) -> T {
     }
     acc.iter()
         .fold(T::NEG_INF, |a, &v| if v > a { v } else { a })
-}
-
-#[inline(always)]
-fn pairwise<T: Real>(mut acc: [T; L]) -> T {
-    let mut w = L;
-    while w > 1 {
-        w /= 2;
-        for l in 0..w {
-            acc[l] += acc[l + w];
-        }
-    }
-    acc[0]
 }
 
 /// Forward of one `(image, group)` block: returns `(mean, rstd)`.
