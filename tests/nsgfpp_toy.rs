@@ -55,7 +55,7 @@ fn tiny() -> NsgfppToyConfig {
 }
 
 #[test]
-fn tiny_nsgfpp_trains_samples_and_resumes() {
+fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let cfg = tiny();
@@ -91,10 +91,9 @@ fn tiny_nsgfpp_trains_samples_and_resumes() {
     let omega = sample(&run, 512, Some(NsfSchedule::Omega(0.1)), 1, &dev).unwrap();
     assert_eq!(omega.nsf_steps, ((1.0 - t_min) / 0.1).ceil() as usize);
 
-    // Resume: stop the NSF after 200 steps (its checkpoint), continue to 400. The straight-path
-    // batches are a function of the step, but burn keys Adam's moments by parameter ids that a
-    // reloaded model does not keep, so the weights are close to, not equal to, the uninterrupted
-    // run's (exact resume is the reliability issue's).
+    // Resume: stop the NSF after 200 steps (its checkpoint), continue to 400: the same weights,
+    // bit for bit, as the uninterrupted run (the straight-path batches are a function of the
+    // step; the checkpoint restores the Adam moments onto their parameters).
     let dir2 = tempfile::tempdir().unwrap();
     let run2 = dir2.path().join("run");
     let mut half = cfg.clone();
@@ -102,16 +101,9 @@ fn tiny_nsgfpp_trains_samples_and_resumes() {
     train::<CpuAutodiff>(&half, &run2, &dev, false, false).unwrap();
     let report = train::<CpuAutodiff>(&cfg, &run2, &dev, true, false).unwrap();
     assert_eq!(report.nsf.steps, 400);
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run2.join("nsf/state.json")).unwrap()).unwrap();
-    assert_eq!(state["step"], 400);
-    let resumed = load_run::<Cpu>(&run2, &dev).unwrap();
-    let again = sample(&resumed, 512, None, 1, &dev).unwrap();
-    let w_resumed = w2(&tensor_to_points(again.x).unwrap(), &test).unwrap();
-    assert!(
-        w_resumed < w_source / 3.0,
-        "W2 after resume {w_resumed} vs source {w_source}"
-    );
+    let a = std::fs::read(run_dir.join("nsf/model.safetensors")).unwrap();
+    let b = std::fs::read(run2.join("nsf/model.safetensors")).unwrap();
+    assert!(a == b, "the resumed NSF differs from the uninterrupted one");
 }
 
 #[test]

@@ -3,18 +3,22 @@
 //! * `config.toml` — the run's config;
 //! * `model.safetensors` — the network weights (burn-store safetensors layout);
 //! * `optim.mpk` — the Adam state (burn's named MessagePack record), for resuming;
-//! * `state.json` — `{"step": k}`, the number of completed gradient steps.
+//! * `state.json` — `{"step": k, "param_ids": [...]}`: the completed gradient steps and the ids
+//!   of the parameters (in module order) that the Adam state is keyed by. A freshly built model
+//!   gets fresh random ids, so on resume the loaded model takes the saved ids back: the Adam
+//!   moments then reattach to their parameters and a resumed run continues exactly.
 //!
 //! Loading checks every piece and names the file that is missing or corrupt.
 
 use crate::error::{NsgfError, Result};
 use crate::io::npy::write_atomic;
 use crate::io::tensors::canonical_safetensors;
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -23,6 +27,73 @@ use std::path::Path;
 pub struct TrainState {
     /// Completed gradient steps.
     pub step: usize,
+}
+
+/// `state.json` as written: the state and the parameter ids in module order.
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    #[serde(flatten)]
+    state: TrainState,
+    #[serde(default)]
+    param_ids: Vec<u64>,
+}
+
+/// Collects the parameter ids in module order.
+struct IdCollector(Vec<u64>);
+
+impl<B: Backend> ModuleVisitor<B> for IdCollector {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+        self.0.push(p.id.val());
+    }
+    fn visit_int<const D: usize>(&mut self, p: &Param<Tensor<B, D, Int>>) {
+        self.0.push(p.id.val());
+    }
+    fn visit_bool<const D: usize>(&mut self, p: &Param<Tensor<B, D, Bool>>) {
+        self.0.push(p.id.val());
+    }
+}
+
+/// Gives the parameters the ids of a list, in module order.
+struct IdAssigner(std::vec::IntoIter<u64>);
+
+impl IdAssigner {
+    fn next(&mut self, old: ParamId) -> ParamId {
+        self.0.next().map(ParamId::from).unwrap_or(old)
+    }
+}
+
+impl<B: Backend> ModuleMapper<B> for IdAssigner {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, t, m) = p.consume();
+        Param::from_mapped_value(self.next(id), t, m)
+    }
+    fn map_int<const D: usize>(&mut self, p: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
+        let (id, t, m) = p.consume();
+        Param::from_mapped_value(self.next(id), t, m)
+    }
+    fn map_bool<const D: usize>(
+        &mut self,
+        p: Param<Tensor<B, D, Bool>>,
+    ) -> Param<Tensor<B, D, Bool>> {
+        let (id, t, m) = p.consume();
+        Param::from_mapped_value(self.next(id), t, m)
+    }
+}
+
+/// The module with the parameter ids `base + 1, base + 2, ...` in module order, so that the
+/// ids (and with them `state.json` and the keys of the Adam state) are the same in every run;
+/// give each network trained in one process its own `base`.
+pub fn sequential_ids<B: Backend, M: Module<B>>(model: M, base: u64) -> M {
+    let n = param_ids::<B, M>(&model).len() as u64;
+    let ids: Vec<u64> = (1..=n).map(|i| base + i).collect();
+    model.map(&mut IdAssigner(ids.into_iter()))
+}
+
+/// The parameter ids of a module, in module order.
+pub fn param_ids<B: Backend, M: Module<B>>(model: &M) -> Vec<u64> {
+    let mut c = IdCollector(Vec::new());
+    model.visit(&mut c);
+    c.0
 }
 
 /// File names inside a run directory.
@@ -88,7 +159,11 @@ where
         .record(optim.to_record(), ())
         .map_err(|e| NsgfError::Other(format!("saving optimizer state: {e}")))?;
     write_atomic(&dir.join(OPTIM_FILE), &bytes)?;
-    let json = serde_json::to_vec_pretty(state).map_err(|e| NsgfError::Other(e.to_string()))?;
+    let file = StateFile {
+        state: state.clone(),
+        param_ids: param_ids::<B, M>(model),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| NsgfError::Other(e.to_string()))?;
     write_atomic(&dir.join(STATE_FILE), &json)
 }
 
@@ -106,9 +181,23 @@ where
 {
     let state_path = dir.join(STATE_FILE);
     let text = std::fs::read(&state_path).map_err(|e| NsgfError::io(&state_path, e))?;
-    let state: TrainState = serde_json::from_slice(&text)
+    let file: StateFile = serde_json::from_slice(&text)
         .map_err(|e| NsgfError::format(&state_path, format!("corrupt state file: {e}")))?;
-    let model = load_model(model, &dir.join(MODEL_FILE))?;
+    let mut model = load_model(model, &dir.join(MODEL_FILE))?;
+    let n = param_ids::<B, M>(&model).len();
+    if !file.param_ids.is_empty() {
+        if file.param_ids.len() != n {
+            return Err(NsgfError::format(
+                &state_path,
+                format!(
+                    "the checkpoint has {} parameters, the model {n}",
+                    file.param_ids.len()
+                ),
+            ));
+        }
+        model = model.map(&mut IdAssigner(file.param_ids.into_iter()));
+    }
+    let state = file.state;
     let optim_path = dir.join(OPTIM_FILE);
     let bytes = std::fs::read(&optim_path).map_err(|e| NsgfError::io(&optim_path, e))?;
     let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
@@ -148,5 +237,32 @@ mod tests {
         // The canonical file loads back into the same weights.
         let back = load_model(config.init::<Cpu>(&device), &first).unwrap();
         assert!(module_to_bytes(&back).unwrap() == want);
+    }
+
+    #[test]
+    fn a_loaded_checkpoint_takes_the_saved_parameter_ids() {
+        use crate::backend::CpuAutodiff;
+        use crate::models::mlp::VelocityMlp;
+        use burn::optim::AdamConfig;
+        let device = Default::default();
+        let config = MlpConfig::new(2).with_hidden(8).with_layers(2);
+        let model = sequential_ids(config.init::<CpuAutodiff>(&device), 7 << 40);
+        let ids = param_ids::<CpuAutodiff, _>(&model);
+        assert_eq!(ids, (1..=6).map(|i| (7 << 40) + i).collect::<Vec<u64>>());
+        let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();
+        let dir = tempfile::tempdir().unwrap();
+        save_checkpoint(dir.path(), &model, &optim, &TrainState { step: 3 }).unwrap();
+        let fresh = config.init::<CpuAutodiff>(&device);
+        assert_ne!(param_ids::<CpuAutodiff, _>(&fresh), ids);
+        let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();
+        let (loaded, _, state) = load_checkpoint(dir.path(), fresh, optim, &device).unwrap();
+        assert_eq!((param_ids::<CpuAutodiff, _>(&loaded), state.step), (ids, 3));
+        // A model of another shape is refused with the file's name.
+        let other = MlpConfig::new(2)
+            .with_hidden(8)
+            .with_layers(3)
+            .init::<CpuAutodiff>(&device);
+        let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();
+        assert!(load_checkpoint(dir.path(), other, optim, &device).is_err());
     }
 }

@@ -95,10 +95,11 @@ pub fn train<B: NnAutodiffBackend>(
     );
 
     // Model and optimizer (or the checkpoint's).
-    let mut model: VelocityMlp<B> = MlpConfig::new(2)
+    let model: VelocityMlp<B> = MlpConfig::new(2)
         .with_hidden(cfg.model.hidden)
         .with_layers(cfg.model.layers)
         .init(device);
+    let mut model = checkpoint::sequential_ids(model, 1 << 40);
     let mut optim = AdamConfig::new().init::<B, VelocityMlp<B>>();
     let mut step = 0;
     if resume && run_dir.join(checkpoint::STATE_FILE).exists() {

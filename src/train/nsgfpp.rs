@@ -236,7 +236,7 @@ where
 {
     std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
     let mut optim = AdamConfig::new().init::<B, M>();
-    let mut model = model;
+    let mut model = checkpoint::sequential_ids(model, (id + 1) << 40);
     let mut start = 0;
     if resume && dir.join(checkpoint::STATE_FILE).exists() {
         let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
