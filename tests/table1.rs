@@ -182,3 +182,48 @@ fn method_names_round_trip() {
     assert_eq!("OT-CFM".parse::<Method>().unwrap(), Method::OtCfm);
     assert!("0rf".parse::<Method>().is_err());
 }
+
+const TINY_NSGFPP: &str = r#"
+method = "nsgfpp"
+problem = "moons"
+[nsgf]
+steps = 3
+eta = 0.3
+batch = 64
+[nsgf.sinkhorn]
+blur = 0.1
+scaling = 0.7
+[pool]
+batches = 2
+"#;
+
+#[test]
+fn nsgfpp_is_a_table_method_at_equal_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(configs.join("nsgfpp")).unwrap();
+    std::fs::write(configs.join("nsgfpp/moons.toml"), TINY_NSGFPP).unwrap();
+    let (work, out) = (dir.path().join("work"), dir.path().join("out"));
+    let s = Table1Settings {
+        methods: vec!["nsgfpp".into()],
+        seeds: 1,
+        ..settings(&configs)
+    };
+    let dev = Default::default();
+    let table = run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
+    let e = &table.entries[0];
+    assert_eq!((e.method.as_str(), e.label.as_str()), ("nsgfpp", "NSGF++"));
+    assert_eq!(e.paper, None);
+    // 11 states: the start, 3 NSGF steps, t_phi (state unchanged), 6 NSF steps.
+    assert_eq!(e.curve_10.len(), 11);
+    assert_eq!(e.curve_10[4], e.curve_10[3]);
+    assert!(e.curve_10[10] < e.curve_10[0], "{:?}", e.curve_10);
+    assert!(e.w2_100.mean.is_finite());
+    for f in ["nsgf", "nsf", "time"] {
+        assert!(work
+            .join(format!("moons/nsgfpp/seed0/{f}/model.safetensors"))
+            .exists());
+    }
+    assert!(out.join("paths_moons.png").exists());
+    assert_eq!("nsgf++".parse::<Method>().unwrap(), Method::Nsgfpp);
+}

@@ -63,6 +63,9 @@ pub struct NsgfppSamples<B: Backend> {
 
 /// Algorithm 4: `T` Euler steps of the NSGF field (`Δτ = 1/T` of `u = ηT·v`, i.e. exactly
 /// `x ← x + η v_θ(x, k)`), `t̂ = t_φ(x_T)`, then the NSF from each sample's own `t̂_i` to 1.
+/// `on_state` sees the state after every network evaluation, the start included (with Euler in
+/// the NSF phase: `NFE + 1` states; the `t_φ` call leaves the state unchanged).
+#[allow(clippy::too_many_arguments)]
 pub fn nsgfpp_sample<B: Backend>(
     nsgf: &dyn VectorField<B>,
     nsgf_steps: usize,
@@ -71,9 +74,13 @@ pub fn nsgfpp_sample<B: Backend>(
     schedule: NsfSchedule,
     solver: Solver,
     x0: Tensor<B, 2>,
+    mut on_state: impl FnMut(&Tensor<B, 2>),
 ) -> Result<NsgfppSamples<B>> {
     let (after_nsgf, nfe_nsgf) =
-        integrate(nsgf, x0, 0.0, 1.0, nsgf_steps, Solver::Euler, |_, _| {})?;
+        integrate(nsgf, x0, 0.0, 1.0, nsgf_steps, Solver::Euler, |_, x| {
+            on_state(x)
+        })?;
+    on_state(&after_nsgf);
     let t_hat = t_phi.predict(after_nsgf.clone()).clamp(0.0, 1.0);
     let t_min = crate::convert::to_f64_vec(t_hat.clone().min())?[0];
     if !t_min.is_finite() {
@@ -82,7 +89,19 @@ pub fn nsgfpp_sample<B: Backend>(
         ));
     }
     let k = schedule.steps(t_min)?;
-    let (x, nfe_nsf) = integrate_rows(nsf, after_nsgf.clone(), t_hat.clone(), 1.0, k, solver)?;
+    let (x, nfe_nsf) = integrate_rows(
+        nsf,
+        after_nsgf.clone(),
+        t_hat.clone(),
+        1.0,
+        k,
+        solver,
+        |j, x| {
+            if j > 0 {
+                on_state(x)
+            }
+        },
+    )?;
     Ok(NsgfppSamples {
         x,
         after_nsgf,
@@ -173,6 +192,7 @@ mod tests {
             NsfSchedule::Steps(40),
             Solver::Rk4,
             col(x),
+            |_| {},
         )
         .unwrap();
         assert_eq!(out.nfe, 3 + 1 + 40 * 4);
@@ -196,6 +216,7 @@ mod tests {
         assert!(NsfSchedule::Omega(0.0).steps(0.5).is_err());
         assert!(NsfSchedule::Steps(0).steps(0.5).is_err());
         let x = col(vec![0.0, 1.0]);
+        let mut states = 0;
         let out = nsgfpp_sample(
             &Still,
             5,
@@ -204,8 +225,10 @@ mod tests {
             NsfSchedule::Omega(0.1),
             Solver::Euler,
             x,
+            |_| states += 1,
         )
         .unwrap();
         assert_eq!((out.nsf_steps, out.nfe), (5, 5 + 1 + 5));
+        assert_eq!(states, out.nfe + 1);
     }
 }

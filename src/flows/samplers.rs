@@ -131,8 +131,9 @@ fn step_rows<B: Backend>(
 }
 
 /// Integrates every row `i` from its own start time `t0_i` (`t0`: `(n, 1)`) to `t1` in `steps`
-/// uniform steps of `(t1 − t0_i)/steps` (NSGF++'s straight flow, Algorithm 4). Returns the
-/// final state and the NFE (evaluations on the batch).
+/// uniform steps of `(t1 − t0_i)/steps` (NSGF++'s straight flow, Algorithm 4); `on_step(k, x_k)`
+/// sees every state (k = 0 is the start). Returns the final state and the NFE (evaluations on
+/// the batch).
 pub fn integrate_rows<B: Backend>(
     u: &dyn VectorField<B>,
     x0: Tensor<B, 2>,
@@ -140,6 +141,7 @@ pub fn integrate_rows<B: Backend>(
     t1: f64,
     steps: usize,
     solver: Solver,
+    mut on_step: impl FnMut(usize, &Tensor<B, 2>),
 ) -> Result<(Tensor<B, 2>, usize)> {
     if steps == 0 {
         return Err(NsgfError::Param(
@@ -156,9 +158,11 @@ pub fn integrate_rows<B: Backend>(
     let h = t0.clone().neg().add_scalar(t1).div_scalar(steps as f64);
     let mut x = x0;
     let mut tau = t0;
-    for _ in 0..steps {
+    on_step(0, &x);
+    for k in 0..steps {
         x = step_rows(u, x, tau.clone(), h.clone(), solver);
         tau = tau + h.clone();
+        on_step(k + 1, &x);
     }
     Ok((x, steps * solver.nfe_per_step()))
 }

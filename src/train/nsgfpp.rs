@@ -367,6 +367,17 @@ pub fn sample<B: NnBackend>(
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let x0 = sample_tensor(run.config.problem.source(), n, &mut rng, device);
+    sample_from(run, x0, schedule, |_| {})
+}
+
+/// Algorithm 4 from given source samples `x0 (n, 2)`; `on_state` sees the state after every
+/// network evaluation (see [`nsgfpp_sample`]).
+pub fn sample_from<B: NnBackend>(
+    run: &NsgfppRun<B>,
+    x0: burn::tensor::Tensor<B, 2>,
+    schedule: Option<NsfSchedule>,
+    on_state: impl FnMut(&burn::tensor::Tensor<B, 2>),
+) -> Result<NsgfppSamples<B>> {
     nsgfpp_sample(
         &run.nsgf,
         run.config.nsgf.steps,
@@ -375,5 +386,6 @@ pub fn sample<B: NnBackend>(
         schedule.unwrap_or_else(|| run.config.sampling.schedule()),
         run.config.sampling.solver,
         x0,
+        on_state,
     )
 }

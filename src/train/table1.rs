@@ -17,6 +17,9 @@ use super::checkpoint::{load_model, save_model, MODEL_FILE};
 use super::config::{LrSchedule, OptimConfig, ToyConfig};
 use super::fit::{bar, fit_regression};
 use super::nsgf::{load_run, train as train_nsgf};
+use super::nsgfpp::{
+    load_run as load_nsgfpp_run, sample_from, train as train_nsgfpp, NsgfppRun, NsgfppToyConfig,
+};
 use super::toy_eval::MeanStd;
 use crate::convert::to_f32_vec;
 use crate::data::toy2d::{sample_points, Distribution, Problem};
@@ -24,6 +27,7 @@ use crate::error::{NsgfError, Result};
 use crate::flows::matching::{
     ExactOtCfm, IndependentCfm, Matcher, RectifiedFlow, TargetFm, VpInterpolant,
 };
+use crate::flows::nsgfpp::NsfSchedule;
 use crate::flows::reflow::Coupling;
 use crate::flows::samplers::{integrate, Solver};
 use crate::io::npy::write_atomic;
@@ -33,6 +37,7 @@ use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::ot::emd::w2;
 use burn::module::AutodiffModule;
 use burn::optim::AdamConfig;
+use burn::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -46,6 +51,9 @@ use std::time::Instant;
 pub enum Method {
     /// Neural Sinkhorn Gradient Flow (trained from `configs/<problem>.toml`).
     Nsgf,
+    /// NSGF++ (trained from `configs/nsgfpp/<problem>.toml`): at a budget of `K` evaluations it
+    /// runs its `T` NSGF steps, the time predictor, and `K − T − 1` straight-flow steps.
+    Nsgfpp,
     /// Flow matching (Lipman et al.).
     Fm,
     /// Independent conditional flow matching.
@@ -60,8 +68,9 @@ pub enum Method {
 
 impl Method {
     /// Every method of the table, in the paper's order where it has one.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Nsgf,
+        Method::Nsgfpp,
         Method::OtCfm,
         Method::Rf(1),
         Method::Rf(2),
@@ -75,6 +84,7 @@ impl Method {
     pub fn key(self) -> String {
         match self {
             Method::Nsgf => "nsgf".into(),
+            Method::Nsgfpp => "nsgfpp".into(),
             Method::Fm => "fm".into(),
             Method::Icfm => "icfm".into(),
             Method::OtCfm => "otcfm".into(),
@@ -87,6 +97,7 @@ impl Method {
     pub fn label(self) -> String {
         match self {
             Method::Nsgf => "NSGF".into(),
+            Method::Nsgfpp => "NSGF++".into(),
             Method::Fm => "FM".into(),
             Method::Icfm => "I-CFM".into(),
             Method::OtCfm => "OT-CFM".into(),
@@ -157,7 +168,7 @@ impl Method {
     /// The matcher of a flow-matching method (`None` for NSGF).
     pub fn matcher(self, sigma: f64) -> Option<Box<dyn Matcher>> {
         Some(match self {
-            Method::Nsgf => return None,
+            Method::Nsgf | Method::Nsgfpp => return None,
             Method::Fm => Box::new(TargetFm { sigma }),
             Method::Icfm => Box::new(IndependentCfm { sigma }),
             Method::OtCfm => Box::new(ExactOtCfm { sigma }),
@@ -179,6 +190,7 @@ impl FromStr for Method {
         let key = s.to_ascii_lowercase().replace(['-', '_'], "");
         Ok(match key.as_str() {
             "nsgf" => Method::Nsgf,
+            "nsgfpp" | "nsgf++" => Method::Nsgfpp,
             "fm" => Method::Fm,
             "icfm" | "cfm" => Method::Icfm,
             "otcfm" => Method::OtCfm,
@@ -187,7 +199,7 @@ impl FromStr for Method {
                 Some(Ok(k)) if (1..=9).contains(&k) => Method::Rf(k),
                 _ => {
                     return Err(NsgfError::Param(format!(
-                        "unknown method '{s}'; valid: nsgf, fm, icfm, otcfm, si, 1rf, 2rf, 3rf (k-RF for k = 1..9)"
+                        "unknown method '{s}'; valid: nsgf, nsgfpp, fm, icfm, otcfm, si, 1rf, 2rf, 3rf (k-RF for k = 1..9)"
                     )))
                 }
             },
@@ -339,9 +351,33 @@ fn eval_draws(problem: Problem, n: usize, s: u64) -> [crate::io::npy::Points; 3]
     ]
 }
 
-/// Euler paths of `field` from the seed-`s` source draw: the 10-step path and the 100-step end.
+/// A trained cell: a velocity field (NSGF and the baselines) or the three NSGF++ networks.
+enum Trained<B: NnBackend> {
+    Field(VelocityMlp<B>),
+    Nsgfpp(Box<NsgfppRun<B>>),
+}
+
+/// Loads a trained cell from its directory.
+fn load_trained<B: NnBackend>(method: Method, dir: &Path, dev: &B::Device) -> Result<Trained<B>> {
+    Ok(match method {
+        Method::Nsgfpp => Trained::Nsgfpp(Box::new(load_nsgfpp_run::<B>(dir, dev)?)),
+        _ => Trained::Field(load_model(new_model::<B>(dev), &dir.join(MODEL_FILE))?),
+    })
+}
+
+/// The file whose presence marks a cell's trained model.
+fn model_file(method: Method, dir: &Path) -> PathBuf {
+    match method {
+        Method::Nsgfpp => dir.join("nsf").join(MODEL_FILE),
+        _ => dir.join(MODEL_FILE),
+    }
+}
+
+/// Paths from the seed-`s` source draw: the states after each of 10 network evaluations (11
+/// states, the start included) and the end state at 100 evaluations. A field takes 10 and 100
+/// Euler steps; NSGF++ its `T` NSGF steps, `t_φ` (state unchanged) and `K − T − 1` NSF steps.
 fn sample_paths<B: NnBackend>(
-    model: &VelocityMlp<B>,
+    model: &Trained<B>,
     problem: Problem,
     n: usize,
     s: u64,
@@ -351,22 +387,35 @@ fn sample_paths<B: NnBackend>(
     let start = || crate::convert::points_to_tensor::<B>(&x0, dev, burn::tensor::DType::F32);
     let mut path = Vec::new();
     let mut bad = None;
-    integrate(
-        model,
-        start(),
-        0.0,
-        1.0,
-        10,
-        Solver::Euler,
-        |_, x| match to_f32_vec(x.clone()) {
-            Ok(v) => path.push(v),
-            Err(e) => bad = Some(e),
-        },
-    )?;
+    let mut record = |x: &Tensor<B, 2>| match to_f32_vec(x.clone()) {
+        Ok(v) => path.push(v),
+        Err(e) => bad = Some(e),
+    };
+    let x100 = match model {
+        Trained::Field(field) => {
+            integrate(field, start(), 0.0, 1.0, 10, Solver::Euler, |_, x| {
+                record(x)
+            })?;
+            integrate(field, start(), 0.0, 1.0, 100, Solver::Euler, |_, _| {})?.0
+        }
+        Trained::Nsgfpp(run) => {
+            let nsf_steps = |nfe: usize| {
+                let t = run.config.nsgf.steps;
+                nfe.checked_sub(t + 1).filter(|&k| k > 0).ok_or_else(|| {
+                    NsgfError::Param(format!(
+                        "NSGF++ with T = {t} NSGF steps cannot sample with {nfe} evaluations"
+                    ))
+                })
+            };
+            let k10 = NsfSchedule::Steps(nsf_steps(10)?);
+            sample_from(run, start(), Some(k10), |x| record(x))?;
+            let k100 = NsfSchedule::Steps(nsf_steps(100)?);
+            sample_from(run, start(), Some(k100), |_| {})?.x
+        }
+    };
     if let Some(e) = bad {
         return Err(e);
     }
-    let (x100, _) = integrate(model, start(), 0.0, 1.0, 100, Solver::Euler, |_, _| {})?;
     Ok((path, to_f32_vec(x100)?))
 }
 
@@ -380,7 +429,7 @@ fn points(v: &[f32]) -> crate::io::npy::Points {
 
 /// Evaluates a trained model with evaluation seed `s` (paper E.1 protocol).
 fn evaluate_model<B: NnBackend>(
-    model: &VelocityMlp<B>,
+    model: &Trained<B>,
     problem: Problem,
     n: usize,
     s: u64,
@@ -524,12 +573,64 @@ fn train_nsgf_cell<B: NnAutodiffBackend>(
     Ok((run.model, report.final_loss, t0.elapsed().as_secs_f64()))
 }
 
+fn train_nsgfpp_cell<B: NnAutodiffBackend>(
+    settings: &Table1Settings,
+    problem: Problem,
+    seed: u64,
+    dir: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<(Trained<B::InnerBackend>, f64, f64)> {
+    let t0 = Instant::now();
+    let path = nsgfpp_config_path(settings, problem);
+    let mut cfg = NsgfppToyConfig::load(&path)?;
+    if cfg.problem != problem {
+        return Err(NsgfError::format(
+            &path,
+            format!("is a config for {}, expected {problem}", cfg.problem),
+        ));
+    }
+    cfg.seed = seed;
+    // The same budget per network as every other method (the time predictor: half of it).
+    for (opt, steps) in [
+        (&mut cfg.train, settings.steps),
+        (&mut cfg.nsf.train, settings.steps),
+        (&mut cfg.time.train, settings.steps.div_ceil(2)),
+    ] {
+        opt.steps = steps;
+        opt.batch = settings.batch;
+        opt.lr = settings.lr;
+        opt.lr_schedule = settings.lr_schedule;
+        opt.checkpoint_every = 0;
+        opt.threads = settings.threads;
+    }
+    let report = train_nsgfpp::<B>(&cfg, dir, dev, false, show)?;
+    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+    let run = load_nsgfpp_run::<B::InnerBackend>(dir, &inner)?;
+    Ok((
+        Trained::Nsgfpp(Box::new(run)),
+        report.nsf.final_loss,
+        t0.elapsed().as_secs_f64(),
+    ))
+}
+
+fn nsgfpp_config_path(settings: &Table1Settings, problem: Problem) -> PathBuf {
+    settings
+        .configs
+        .join("nsgfpp")
+        .join(format!("{problem}.toml"))
+}
+
 /// The cache key of a cell: the table settings, plus a hash of the config file for NSGF (so
 /// that editing `configs/<problem>.toml` recomputes the NSGF cells).
 fn cell_key(settings: &Table1Settings, problem: Problem, method: Method) -> Result<String> {
     let mut key = settings.cell_key();
-    if method == Method::Nsgf {
-        let path = settings.configs.join(format!("{problem}.toml"));
+    let config = match method {
+        Method::Nsgf => Some(settings.configs.join(format!("{problem}.toml"))),
+        Method::Nsgfpp => Some(nsgfpp_config_path(settings, problem)),
+        _ => None,
+    };
+    if let Some(path) = config {
         let text = std::fs::read(&path).map_err(|e| NsgfError::io(&path, e))?;
         // FNV-1a, 64 bit.
         let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
@@ -555,7 +656,9 @@ fn run_cell<B: NnAutodiffBackend>(
     let key = cell_key(settings, problem, method)?;
     if let Ok(text) = std::fs::read(&cell_path) {
         match serde_json::from_slice::<Cell>(&text) {
-            Ok(cell) if cell.settings == key && dir.join(MODEL_FILE).exists() => return Ok(cell),
+            Ok(cell) if cell.settings == key && model_file(method, &dir).exists() => {
+                return Ok(cell)
+            }
             Ok(_) => {
                 tracing::info!(path = %cell_path.display(), "cached cell made with other settings, recomputing")
             }
@@ -566,11 +669,15 @@ fn run_cell<B: NnAutodiffBackend>(
     }
     std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
     let (model, final_loss, train_seconds) = match method {
-        Method::Nsgf => train_nsgf_cell::<B>(settings, problem, seed, &dir, dev, show)?,
+        Method::Nsgf => {
+            let (m, l, t) = train_nsgf_cell::<B>(settings, problem, seed, &dir, dev, show)?;
+            (Trained::Field(m), l, t)
+        }
+        Method::Nsgfpp => train_nsgfpp_cell::<B>(settings, problem, seed, &dir, dev, show)?,
         _ => {
             let (m, l, t) = train_matcher::<B>(settings, problem, method, seed, work, dev, show)?;
             save_model(&m, &dir.join(MODEL_FILE))?;
-            (m, l, t)
+            (Trained::Field(m), l, t)
         }
     };
     let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
@@ -715,7 +822,7 @@ fn figures<B: NnBackend>(
     let mut curves = Vec::new();
     for &m in methods {
         let dir = cell_dir(work, problem, m, 0);
-        let model = load_model(new_model::<B>(&dev), &dir.join(MODEL_FILE))?;
+        let model = load_trained::<B>(m, &dir, &dev)?;
         let (path, _) = sample_paths(&model, problem, n, 0, &dev)?;
         panels.push((m.label(), path));
         let mut mean = Vec::new();
@@ -742,7 +849,7 @@ fn figures<B: NnBackend>(
         &out.join(format!("w2_curve_{problem}.png")),
         &curves,
         fl,
-        &format!("{problem}: W2 along 10 Euler steps (mean over seeds)"),
+        &format!("{problem}: W2 after each of 10 network evaluations (mean over seeds)"),
     )
 }
 
