@@ -16,7 +16,7 @@ use burn::tensor::{DType, Distribution, Tensor, TensorData};
 use nsgf::backend::{Cpu, Cuda};
 use nsgf::io::{read_safetensors, SafetensorsStore};
 use nsgf::models::ops::{attention, conv2d, group_norm, NormSpec};
-use nsgf::models::unet::{UNet, UNetConfig};
+use nsgf::models::unet::{SyntheticTorchParams, UNet, UNetConfig};
 use nsgf::ot::sinkhorn::{OtProblem, SinkhornConfig};
 use std::path::PathBuf;
 
@@ -126,10 +126,10 @@ fn unet_input_gradient_on_cuda_matches_torchcfm() {
     let net: UNet<B> = UNetConfig::tiny()
         .init::<B>(&dev)
         .unwrap()
-        .load_torchcfm(dir.join("unet_tiny.safetensors"), &dev)
+        .load_torchcfm_params(&SyntheticTorchParams, &dev)
         .unwrap();
     let s = SafetensorsStore::open_single(dir.join("unet_tiny.safetensors")).unwrap();
-    let g = SafetensorsStore::open_single(dir.join("unet_tiny_grad.safetensors")).unwrap();
+    let g = &s;
     let shape: [usize; 4] = s.get("input.x").unwrap().shape.clone().try_into().unwrap();
     let x = upload::<B, 4>(s.get("input.x").unwrap().to_f64(), shape).require_grad();
     let t = upload::<B, 1>(s.get("input.t").unwrap().to_f64(), [shape[0]]);

@@ -1,12 +1,15 @@
 //! The ADM UNet against torchcfm's `UNetModelWrapper`: parameter counts of the paper's configs,
 //! outputs on the same weights and inputs (tiny and MNIST configs), and the input gradient of
-//! `sum(out · r)` (tiny). Fixtures: `tests/fixtures/unet/` (provenance in its README).
+//! `sum(out · r)` (tiny). Fixtures: `tests/fixtures/unet/` (provenance in its README); the
+//! weights are the fixtures' synthetic ones, regenerated from the parameter names
+//! ([`SyntheticTorchParams`]).
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use nsgf::io::SafetensorsStore;
-use nsgf::models::unet::{UNet, UNetConfig};
+use nsgf::models::unet::{SyntheticTorchParams, TorchParams, UNet, UNetConfig};
+use std::cell::RefCell;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unet");
 
@@ -50,7 +53,7 @@ fn output_parity(name: &str, cfg: UNetConfig) {
     let net: UNet<Flex> = cfg
         .init::<Flex>(&dev)
         .unwrap()
-        .load_torchcfm(&path, &dev)
+        .load_torchcfm_params(&SyntheticTorchParams, &dev)
         .unwrap();
     let store = SafetensorsStore::open_single(&path).unwrap();
     let x = tensor::<Flex, 4>(&store, "input.x");
@@ -82,13 +85,13 @@ fn tiny_input_gradient_equals_torchcfm() {
     let net: UNet<B> = UNetConfig::tiny()
         .init::<B>(&dev)
         .unwrap()
-        .load_torchcfm(&path, &dev)
+        .load_torchcfm_params(&SyntheticTorchParams, &dev)
         .unwrap();
     let store = SafetensorsStore::open_single(&path).unwrap();
-    let grads = SafetensorsStore::open_single(format!("{DIR}/unet_tiny_grad.safetensors")).unwrap();
+    let grads = &store;
     let x = tensor::<B, 4>(&store, "input.x").require_grad();
     let t = tensor::<B, 1>(&store, "input.t");
-    let r = tensor::<B, 4>(&grads, "grad.r");
+    let r = tensor::<B, 4>(grads, "grad.r");
     let loss = (net.forward(x.clone(), t) * r).sum();
     let g = loss.backward();
     let dx = host(x.grad(&g).unwrap());
@@ -110,10 +113,83 @@ fn bad_configs_are_errors() {
     assert!(groups.init::<Flex>(&dev).is_err());
     assert!(UNetConfig::named("resnet").is_err());
     // A checkpoint of another config names tensors with other shapes.
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.safetensors");
+    write_torchcfm_file(UNetConfig::tiny(), &tiny);
     let err = UNetConfig::mnist()
         .init::<Flex>(&dev)
         .unwrap()
-        .load_torchcfm(format!("{DIR}/unet_tiny.safetensors"), &dev)
+        .load_torchcfm(&tiny, &dev)
         .unwrap_err();
     assert!(err.to_string().contains("shape"), "{err}");
+}
+
+/// Records the names and shapes the loader asks for, answering with the synthetic weights.
+struct Recorder(RefCell<Vec<(String, Vec<usize>, Vec<f32>)>>);
+
+impl TorchParams for Recorder {
+    fn values(&self, name: &str, shape: &[usize]) -> nsgf::Result<Vec<f32>> {
+        let v = SyntheticTorchParams.values(name, shape)?;
+        self.0
+            .borrow_mut()
+            .push((name.to_owned(), shape.to_vec(), v.clone()));
+        Ok(v)
+    }
+}
+
+/// Writes a network's synthetic weights as a torchcfm `state_dict` file (`model.` prefix,
+/// 1-D convolution weights as PyTorch stores them, `[co, ci, 1]`).
+fn write_torchcfm_file(cfg: UNetConfig, path: &std::path::Path) {
+    let rec = Recorder(RefCell::new(Vec::new()));
+    let dev = Default::default();
+    cfg.init::<Flex>(&dev)
+        .unwrap()
+        .load_torchcfm_params(&rec, &dev)
+        .unwrap();
+    let entries: Vec<(String, Vec<usize>, Vec<u8>)> = rec
+        .0
+        .into_inner()
+        .into_iter()
+        .map(|(name, mut shape, v)| {
+            let conv1d = name.contains("qkv") || name.contains("proj_out");
+            if conv1d && shape.len() == 4 {
+                shape.pop();
+            }
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (format!("model.{name}"), shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = entries
+        .iter()
+        .map(|(n, s, b)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .unwrap();
+            (n.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn a_torchcfm_state_dict_file_loads_like_its_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.safetensors");
+    write_torchcfm_file(UNetConfig::tiny(), &path);
+    let dev = Default::default();
+    let from_file: UNet<Flex> = UNetConfig::tiny()
+        .init::<Flex>(&dev)
+        .unwrap()
+        .load_torchcfm(&path, &dev)
+        .unwrap();
+    let from_params: UNet<Flex> = UNetConfig::tiny()
+        .init::<Flex>(&dev)
+        .unwrap()
+        .load_torchcfm_params(&SyntheticTorchParams, &dev)
+        .unwrap();
+    let store = SafetensorsStore::open_single(format!("{DIR}/unet_tiny.safetensors")).unwrap();
+    let x = tensor::<Flex, 4>(&store, "input.x");
+    let t = tensor::<Flex, 1>(&store, "input.t");
+    let a = host(from_file.forward(x.clone(), t.clone()));
+    let b = host(from_params.forward(x, t));
+    assert_eq!(a, b);
 }

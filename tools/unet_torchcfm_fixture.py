@@ -124,29 +124,51 @@ def derived(model, cfg):
 # ---------------------------------------------------------------------------------------------
 # Parameter randomisation
 # ---------------------------------------------------------------------------------------------
-def randomise_(model, gen):
-    """Overwrite every parameter with small random values, deterministically from `gen`.
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+MASK = (1 << 64) - 1
 
-    * conv / linear weights: N(0, 1) / sqrt(fan_in)  (fan_in = in_channels * kernel area);
-    * conv / linear biases: 0.1 * N(0, 1);
-    * GroupNorm weights: 1 + 0.1 * N(0, 1), biases: 0.1 * N(0, 1).
-    Parameters are visited in `named_parameters()` order.
+
+def fnv1a64(name):
+    h = FNV_OFFSET
+    for b in name.encode():
+        h = ((h ^ b) * FNV_PRIME) & MASK
+    return h
+
+
+def synthetic_values(name, shape):
+    """The fixtures' deterministic weights (mirrored by `SyntheticTorchParams` in
+    `src/models/unet.rs`, so that no weight file need be stored): element i of parameter `name`
+    is u = 2 * (splitmix64(fnv1a64(name) + i) >> 11) / 2^53 - 1 in [-1, 1), computed in float64
+    and rounded to float32 after scaling:
+
+    * rank-1 `*.weight` (GroupNorm): 1 + 0.1 u;  `*.bias`: 0.1 u;
+    * other weights (conv / linear, fan_in = numel / shape[0]): u * sqrt(3 / fan_in)
+      (unit variance, as N(0, 1) / sqrt(fan_in)).
     """
+    n = int(np.prod(shape))
+    with np.errstate(over="ignore"):
+        z = np.uint64(fnv1a64(name)) + np.arange(n, dtype=np.uint64)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53) * 2.0 - 1.0
+    if name.endswith(".bias"):
+        v = 0.1 * u
+    elif len(shape) == 1:
+        v = 1.0 + 0.1 * u
+    else:
+        v = u * math.sqrt(3.0 / (n // shape[0]))
+    return torch.from_numpy(v.astype(np.float32).reshape(shape))
+
+
+def randomise_(model, gen):
+    """Overwrite every parameter with the synthetic values of `synthetic_values`
+    (`gen` is unused: the values depend on the parameter's name only)."""
+    del gen
     with torch.no_grad():
-        owners = {}
-        for mname, m in model.named_modules():
-            for pname, _ in m.named_parameters(recurse=False):
-                owners[f"{mname}.{pname}" if mname else pname] = m
         for name, p in model.named_parameters():
-            m = owners[name]
-            z = torch.randn(p.shape, generator=gen, dtype=torch.float32)
-            if isinstance(m, nn.GroupNorm):
-                p.copy_(1.0 + 0.1 * z if name.endswith(".weight") else 0.1 * z)
-            elif name.endswith(".bias"):
-                p.copy_(0.1 * z)
-            else:
-                fan_in = p[0].numel()
-                p.copy_(z / math.sqrt(fan_in))
+            p.copy_(synthetic_values(name, tuple(p.shape)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,8 +276,9 @@ def make_case(name, batch, with_grad):
     }
     assert patch_dev < 1e-5, f"float64 patches changed the float32 output by {patch_dev}"
 
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    assert list(tensors) == [n for n, _ in model.named_parameters()], "unexpected buffers"
+    assert len(model.state_dict()) == len(list(model.named_parameters())), "unexpected buffers"
+    # The weights are not stored: `synthetic_values` regenerates them from their names.
+    tensors = {}
     tensors["input.x"] = x
     tensors["input.t"] = t
     tensors["output.f32"] = out32
@@ -268,10 +291,11 @@ def make_case(name, batch, with_grad):
         model.zero_grad(set_to_none=True)
         loss = (model(t, xg) * r).sum()
         loss.backward()
-        grads = {"grad.r": r}
+        grads = {"grad.r": r, "grad.input.x": xg.grad.detach().contiguous()}
+        # Parameter gradients: for the statistics below only (not stored).
+        allg = dict(grads)
         for pname, p in model.named_parameters():
-            grads[f"grad.{pname}"] = p.grad.detach().contiguous()
-        grads["grad.input.x"] = xg.grad.detach().contiguous()
+            allg[f"grad.{pname}"] = p.grad.detach()
         stats["grad_loss_f32"] = loss.item()
         # Same gradients in float64 (not saved): tolerance guidance, and the parameters whose
         # gradient vanishes identically (32-channel GroupNorm cancels per-channel shifts).
@@ -290,12 +314,12 @@ def make_case(name, batch, with_grad):
         for n, v in g64.items():
             m = v.abs().max().item()
             if n not in stats["zero_grad_params"]:
-                rel[n] = (grads[f"grad.{n}"].double() - v).abs().max().item() / m
+                rel[n] = (allg[f"grad.{n}"].double() - v).abs().max().item() / m
         worst = max(rel, key=rel.get)
         stats["grad_max_rel_err_f32"] = rel[worst]
         stats["grad_max_rel_err_f32_at"] = worst
         stats["grad_max_abs_f32_of_zero_params"] = max(
-            [grads[f"grad.{n}"].abs().max().item() for n in stats["zero_grad_params"]] or [0.0]
+            [allg[f"grad.{n}"].abs().max().item() for n in stats["zero_grad_params"]] or [0.0]
         )
     return model, tensors, grads, stats
 
@@ -334,8 +358,8 @@ def write_readme(out, counts, tiny_model, files, stats, command):
     )
     L.append(
         f"* `torch.manual_seed({SEED})` before building the model; then a "
-        f"`torch.Generator().manual_seed({SEED})` draws, in this order: the new value of every "
-        "parameter (in `named_parameters()` order), `input.x`, `input.t` and (tiny only) `grad.r`."
+        f"`torch.Generator().manual_seed({SEED})` draws, in this order: `input.x`, `input.t` and "
+        "(tiny only) `grad.r`. The weights are not random draws and are not stored: see below."
     )
     L.append("")
     L.append("## Configurations (`UNetModelWrapper` constructor arguments)\n")
@@ -366,8 +390,6 @@ def write_readme(out, counts, tiny_model, files, stats, command):
         L.append(f"| `{fname}` | {size:,} | `{digest}` | {what} |")
     L.append("")
     L.append("Tensors in `unet_tiny.safetensors` / `unet_mnist.safetensors`:\n")
-    L.append("* every parameter under its torchcfm `state_dict` name, float32 (the model has no "
-             "buffers);")
     L.append(f"* `input.x` float32 (B, C, H, W) ~ N(0, 1), `input.t` float32 (B,) ~ U[0, 1), "
              f"B = {BATCH};")
     L.append("* `output.f32` float32: `model(t, x)` in float32 (CPU, torch defaults);")
@@ -381,16 +403,17 @@ def write_readme(out, counts, tiny_model, files, stats, command):
     )
     L.append("")
     L.append(
-        "`unet_tiny_grad.safetensors` (tiny config only, float32 computation): `grad.r` float32, "
-        "same shape as the output, ~ N(0, 1); with `loss = sum(model(t, x) * r)`, "
-        "`grad.<parameter name>` = d loss / d parameter for every parameter and `grad.input.x` = "
-        "d loss / d x. The names do not collide with those of `unet_tiny.safetensors`, so the two "
-        "files may be merged.\n"
+        "`unet_tiny.safetensors` also holds (float32 computation) `grad.r` float32, same shape as "
+        "the output, ~ N(0, 1), and, with `loss = sum(model(t, x) * r)`, `grad.input.x` = "
+        "d loss / d x.\n"
     )
-    L.append("Random weights: conv/linear weights N(0,1)/sqrt(fan_in) (fan_in = in_channels x "
-             "kernel area), conv/linear biases 0.1 N(0,1), GroupNorm weight 1 + 0.1 N(0,1), "
-             "GroupNorm bias 0.1 N(0,1). This includes the convs torchcfm zero-initialises "
-             "(`*.out_layers.3`, `*.proj_out`, `out.2`).\n")
+    L.append("Weights (every parameter, including the convs torchcfm zero-initialises: "
+             "`*.out_layers.3`, `*.proj_out`, `out.2`) are synthetic and regenerated from their "
+             "`state_dict` names by `synthetic_values` in the script and by "
+             "`SyntheticTorchParams` in `src/models/unet.rs` (same bits): element i of "
+             "parameter `name` is u = 2 (splitmix64(fnv1a64(name) + i) >> 11) / 2^53 - 1; "
+             "rank-1 `*.weight` (GroupNorm) 1 + 0.1 u, `*.bias` 0.1 u, other weights "
+             "u sqrt(3 / fan_in), rounded to float32. So the fixtures hold no weight file.\n")
     L.append("Observed magnitudes (use them to pick tolerances):\n")
     L.append("| case | B | std(out) | max abs(out) | max abs(f32 - f64) |")
     L.append("|---|---:|---:|---:|---:|")
@@ -508,24 +531,20 @@ def main():
     tiny, tensors, grads, st = make_case("tiny", BATCH, with_grad=True)
     stats["tiny"] = st
     p = os.path.join(args.out, "unet_tiny.safetensors")
-    save(tensors, p, CONFIGS["tiny"])
+    save({**tensors, **grads}, p, CONFIGS["tiny"])
     files["unet_tiny.safetensors"] = (os.path.getsize(p), sha256(p),
-                                      "tiny: weights, input.x/t, output.f32/f64")
-    p = os.path.join(args.out, "unet_tiny_grad.safetensors")
-    save(grads, p, CONFIGS["tiny"])
-    files["unet_tiny_grad.safetensors"] = (os.path.getsize(p), sha256(p),
-                                           "tiny: grad.r, grad.<param>, grad.input.x")
+                                      "tiny: input.x/t, output.f32/f64, grad.r, grad.input.x")
 
     # MNIST: batch 2 unless the file would get too large (weights dominate: 4 B x 1.08M).
     mnist_batch = BATCH
-    if 4 * counts["mnist"] + mnist_batch * 784 * 4 * 4 > args.mnist_max_bytes:
+    if mnist_batch * 784 * 4 * 4 > args.mnist_max_bytes:
         mnist_batch = 1
     mnist_model, tensors, _, st = make_case("mnist", mnist_batch, with_grad=False)
     stats["mnist"] = st
     p = os.path.join(args.out, "unet_mnist.safetensors")
     save(tensors, p, CONFIGS["mnist"])
     files["unet_mnist.safetensors"] = (os.path.getsize(p), sha256(p),
-                                       f"mnist (B={mnist_batch}): weights, input.x/t, output.f32/f64")
+                                       f"mnist (B={mnist_batch}): input.x/t, output.f32/f64")
 
     cfg_json = {}
     for name, cfg in CONFIGS.items():

@@ -503,9 +503,59 @@ impl<B: NnBackend> UNet<B> {
     }
 }
 
+/// A source of torchcfm parameters by `state_dict` name (without the wrapper's `model.` prefix).
+pub trait TorchParams {
+    /// The values (row-major) of parameter `name` with the PyTorch shape `shape`. A 1-D
+    /// convolution's `[co, ci, 1]` weight is asked for as `[co, ci, 1, 1]` (the same elements).
+    fn values(&self, name: &str, shape: &[usize]) -> crate::Result<Vec<f32>>;
+}
+
+impl TorchParams for SafetensorsStore {
+    fn values(&self, name: &str, shape: &[usize]) -> crate::Result<Vec<f32>> {
+        let stored = &self.get(name)?.shape;
+        let conv1d = shape.len() == 4 && shape[3] == 1 && stored[..] == shape[..3];
+        self.f32_with_shape(name, if conv1d { stored } else { shape })
+    }
+}
+
+/// Deterministic synthetic weights, the convention of the UNet parity fixtures
+/// (`tools/unet_torchcfm_fixture.py`, `synthetic_values`; same bits): element `i` of parameter
+/// `name` is `u = 2·(splitmix64(fnv1a64(name) + i) >> 11)/2⁵³ − 1` in [-1, 1), scaled in f64 and
+/// rounded to f32 — rank-1 `*.weight` (GroupNorm) `1 + 0.1u`, `*.bias` `0.1u`, other weights
+/// `u·√(3/fan_in)` with `fan_in = numel / shape[0]`.
+pub struct SyntheticTorchParams;
+
+impl TorchParams for SyntheticTorchParams {
+    fn values(&self, name: &str, shape: &[usize]) -> crate::Result<Vec<f32>> {
+        let key = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let n: usize = shape.iter().product();
+        let rank1 = shape.len() == 1;
+        let fan_in = n / shape.first().copied().unwrap_or(1).max(1);
+        Ok((0..n as u64)
+            .map(|i| {
+                let mut z = key.wrapping_add(i).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                let u = (z >> 11) as f64 * 2f64.powi(-53) * 2.0 - 1.0;
+                let v = if name.ends_with(".bias") {
+                    0.1 * u
+                } else if rank1 {
+                    1.0 + 0.1 * u
+                } else {
+                    u * (3.0 / fan_in as f64).sqrt()
+                };
+                v as f32
+            })
+            .collect())
+    }
+}
+
 /// Reads torchcfm parameters by name with their PyTorch shapes.
 struct TorchLoader<'a, B: Backend> {
-    store: &'a SafetensorsStore,
+    src: &'a dyn TorchParams,
     device: &'a B::Device,
 }
 
@@ -515,19 +565,13 @@ impl<B: Backend> TorchLoader<'_, B> {
         name: &str,
         shape: [usize; D],
     ) -> crate::Result<Tensor<B, D>> {
-        let v = self.store.f32_with_shape(name, &shape)?;
+        let v = self.src.values(name, &shape)?;
         Ok(Tensor::from_data(TensorData::new(v, shape), self.device))
     }
 
     fn conv(&mut self, p: &str, c: Conv<B>) -> crate::Result<Conv<B>> {
         let [co, ci, kh, kw] = c.weight.dims();
-        // 1-D convolutions (attention qkv / proj) are stored as [co, ci, 1].
-        let weight = if self.store.get(&format!("{p}.weight"))?.shape.len() == 3 {
-            self.get(&format!("{p}.weight"), [co, ci, kh])?
-                .reshape([co, ci, kh, kw])
-        } else {
-            self.get(&format!("{p}.weight"), [co, ci, kh, kw])?
-        };
+        let weight = self.get(&format!("{p}.weight"), [co, ci, kh, kw])?;
         Ok(Conv {
             weight: Param::from_tensor(weight),
             bias: Param::from_tensor(self.get(&format!("{p}.bias"), [co])?),
@@ -629,10 +673,16 @@ impl<B: Backend> UNet<B> {
                 }
             }
         }
-        let mut l = TorchLoader::<B> {
-            store: &store,
-            device,
-        };
+        self.load_torchcfm_params(&store, device)
+    }
+
+    /// Loads torchcfm parameters from any [`TorchParams`] source (names without `model.`).
+    pub fn load_torchcfm_params(
+        self,
+        src: &dyn TorchParams,
+        device: &B::Device,
+    ) -> crate::Result<Self> {
+        let mut l = TorchLoader::<B> { src, device };
         let mut stages = |p: &str, v: Vec<Stage<B>>| -> crate::Result<Vec<Stage<B>>> {
             v.into_iter()
                 .enumerate()
