@@ -124,8 +124,11 @@ fn bad_configs_are_errors() {
     assert!(err.to_string().contains("shape"), "{err}");
 }
 
+/// A parameter as the loader asked for it: name, PyTorch shape, values.
+type Asked = (String, Vec<usize>, Vec<f32>);
+
 /// Records the names and shapes the loader asks for, answering with the synthetic weights.
-struct Recorder(RefCell<Vec<(String, Vec<usize>, Vec<f32>)>>);
+struct Recorder(RefCell<Vec<Asked>>);
 
 impl TorchParams for Recorder {
     fn values(&self, name: &str, shape: &[usize]) -> nsgf::Result<Vec<f32>> {
