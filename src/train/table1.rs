@@ -543,6 +543,17 @@ fn train_matcher<B: NnAutodiffBackend>(
     Ok((model.valid(), fit.final_loss, t0.elapsed().as_secs_f64()))
 }
 
+/// A config read for `problem` must be one of `problem`'s.
+fn same_problem(found: Problem, problem: Problem, path: &Path) -> Result<()> {
+    if found == problem {
+        return Ok(());
+    }
+    Err(NsgfError::format(
+        path,
+        format!("is a config for {found}, expected {problem}"),
+    ))
+}
+
 /// Trains one NSGF cell from `configs/<problem>.toml` (seed and budget overridden).
 fn train_nsgf_cell<B: NnAutodiffBackend>(
     settings: &Table1Settings,
@@ -555,12 +566,7 @@ fn train_nsgf_cell<B: NnAutodiffBackend>(
     let t0 = Instant::now();
     let path = settings.configs.join(format!("{problem}.toml"));
     let mut cfg = ToyConfig::load(&path)?;
-    if cfg.problem != problem {
-        return Err(NsgfError::format(
-            &path,
-            format!("is a config for {}, expected {problem}", cfg.problem),
-        ));
-    }
+    same_problem(cfg.problem, problem, &path)?;
     cfg.seed = seed;
     cfg.train.steps = settings.steps;
     cfg.train.batch = settings.batch;
@@ -584,12 +590,7 @@ fn train_nsgfpp_cell<B: NnAutodiffBackend>(
     let t0 = Instant::now();
     let path = nsgfpp_config_path(settings, problem);
     let mut cfg = NsgfppToyConfig::load(&path)?;
-    if cfg.problem != problem {
-        return Err(NsgfError::format(
-            &path,
-            format!("is a config for {}, expected {problem}", cfg.problem),
-        ));
-    }
+    same_problem(cfg.problem, problem, &path)?;
     cfg.seed = seed;
     // The same budget per network as every other method (the time predictor: half of it).
     for (opt, steps) in [
