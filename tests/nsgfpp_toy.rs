@@ -78,8 +78,8 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
     let t_hat = to_f64_vec(out.t_hat.clone()).unwrap();
     assert!(t_hat.iter().all(|t| (0.0..=1.0).contains(t)));
     let mut rng = rand::rngs::StdRng::seed_from_u64(77);
-    let test = sample_points(cfg.problem.target(), 512, &mut rng);
-    let source = sample_points(cfg.problem.source(), 512, &mut rng);
+    let test = sample_points(cfg.problem.unwrap().target(), 512, &mut rng);
+    let source = sample_points(cfg.problem.unwrap().source(), 512, &mut rng);
     let w_model = w2(&tensor_to_points(out.x.clone()).unwrap(), &test).unwrap();
     let w_source = w2(&source, &test).unwrap();
     assert!(
@@ -91,19 +91,26 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
     let omega = sample(&run, 512, Some(NsfSchedule::Omega(0.1)), 1, &dev).unwrap();
     assert_eq!(omega.nsf_steps, ((1.0 - t_min) / 0.1).ceil() as usize);
 
-    // Resume: stop the NSF after 200 steps (its checkpoint), continue to 400: the same weights,
-    // bit for bit, as the uninterrupted run (the straight-path batches are a function of the
-    // step; the checkpoint restores the Adam moments onto their parameters).
+    // Resume: stop the NSGF field and the NSF after 200 steps (their checkpoints), continue to
+    // 400: the same weights, bit for bit, as the uninterrupted run (the pool flows and every
+    // batch are functions of the seed and the step; the checkpoint restores the Adam moments
+    // onto their parameters).
     let dir2 = tempfile::tempdir().unwrap();
     let run2 = dir2.path().join("run");
     let mut half = cfg.clone();
     half.nsf.train.steps = 200;
+    half.train.steps = 200;
     train::<CpuAutodiff>(&half, &run2, &dev, false, false).unwrap();
     let report = train::<CpuAutodiff>(&cfg, &run2, &dev, true, false).unwrap();
-    assert_eq!(report.nsf.steps, 400);
-    let a = std::fs::read(run_dir.join("nsf/model.safetensors")).unwrap();
-    let b = std::fs::read(run2.join("nsf/model.safetensors")).unwrap();
-    assert!(a == b, "the resumed NSF differs from the uninterrupted one");
+    assert_eq!((report.nsgf.steps, report.nsf.steps), (400, 400));
+    for part in ["nsgf", "nsf"] {
+        let a = std::fs::read(run_dir.join(part).join("model.safetensors")).unwrap();
+        let b = std::fs::read(run2.join(part).join("model.safetensors")).unwrap();
+        assert!(
+            a == b,
+            "the resumed {part} network differs from the uninterrupted one"
+        );
+    }
 }
 
 #[test]

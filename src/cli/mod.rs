@@ -43,7 +43,7 @@ pub fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,nsgf=info")),
         )
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal (logs redirected to a file stay plain text).

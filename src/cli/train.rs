@@ -6,6 +6,7 @@ use nsgf::backend::DeviceKind;
 use nsgf::convert::to_f32_vec;
 use nsgf::flows::samplers::Solver;
 use nsgf::io::{write_npy, NpyArray};
+use nsgf::train::cfm;
 use nsgf::train::config::ToyConfig;
 use nsgf::train::nsgf as toy;
 use nsgf::train::nsgfpp;
@@ -40,8 +41,14 @@ fn read_text(path: &std::path::Path) -> Result<String> {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    if nsgfpp::is_nsgfpp_config(&read_text(&args.config)?) {
-        return train_nsgfpp(args);
+    match nsgfpp::config_method(&read_text(&args.config)?).as_deref() {
+        Some("nsgfpp") => return train_nsgfpp(args),
+        Some("cfm") => return train_cfm(args),
+        Some(other) => anyhow::bail!(
+            "{}: unknown method {other:?} (nsgfpp, cfm; no method key: a 2-D NSGF config)",
+            args.config.display()
+        ),
+        None => {}
     }
     let mut cfg = ToyConfig::load(&args.config)?;
     if let Some(seed) = args.seed {
@@ -76,7 +83,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
 
 /// `nsgf train` on an NSGF++ config (Algorithm 3: NSGF phase, NSF, time predictor).
 fn train_nsgfpp(args: TrainArgs) -> Result<()> {
-    let mut cfg = nsgfpp::NsgfppToyConfig::load(&args.config)?;
+    let mut cfg = nsgfpp::NsgfppConfig::load(&args.config)?;
     if let Some(seed) = args.seed {
         cfg.seed = seed;
     }
@@ -96,17 +103,80 @@ fn train_nsgfpp(args: TrainArgs) -> Result<()> {
     ))
     .with_context(|| format!("training {}", args.config.display()))?;
     eprintln!(
-        "NSGF++: NSGF field {} steps (loss {:.4}, pool {} samples), NSF {} steps (loss {:.4}), \
-         time predictor {} steps (loss {:.4})",
+        "NSGF++: NSGF field {} steps (loss {:.4}, pool {} samples / {:.1} MiB, refills {:.1}s), \
+         NSF {} steps (loss {:.4}), time predictor {} steps (loss {:.4})",
         report.nsgf.steps,
         report.nsgf.final_loss,
         report.nsgf.pool_samples,
+        report.nsgf.pool_bytes as f64 / (1 << 20) as f64,
+        report.nsgf.refresh_seconds,
         report.nsf.steps,
         report.nsf.final_loss,
         report.time.steps,
         report.time.final_loss
     );
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `nsgf train` on a flow-matching config (`method = "cfm"`).
+fn train_cfm(args: TrainArgs) -> Result<()> {
+    let mut cfg = cfm::CfmConfig::load(&args.config)?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if let Some(steps) = args.steps {
+        cfg.train.steps = steps;
+    }
+    cfg.validate()?;
+    let show = std::io::stderr().is_terminal();
+    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| cfm::train::<B>(
+        &cfg,
+        &args.out,
+        &dev,
+        args.resume,
+        show
+    ))
+    .with_context(|| format!("training {}", args.config.display()))?;
+    eprintln!(
+        "{:?} flow matching: {} steps (loss {:.4}) in {:.1}s",
+        cfg.matcher, report.steps, report.final_loss, report.seconds
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Writes image samples (`[-1, 1]` rows of `shape`) as a uint8 `.npy` or a PNG folder, and the
+/// grid of the first ones (after `before`'s block when given) into `grid`.
+fn write_image_samples(
+    out: &std::path::Path,
+    grid: Option<&std::path::Path>,
+    shape: [usize; 3],
+    x: &[f32],
+    before: Option<&[f32]>,
+) -> Result<()> {
+    use nsgf::data::dataset::unit_nchw_to_images;
+    use nsgf::data::images::{image_grid, write_image_npy, write_png_folder};
+    let [c, h, w] = shape;
+    let d = c * h * w;
+    let n = x.len() / d;
+    let images = unit_nchw_to_images(x, [n, c, h, w])?;
+    if out.extension().is_some_and(|e| e == "npy") {
+        write_image_npy(out, &images)?;
+    } else {
+        write_png_folder(out, &images)?;
+    }
+    if let Some(png) = grid {
+        let k = n.min(40);
+        let mut blocks = Vec::new();
+        if let Some(b) = before {
+            blocks.push(unit_nchw_to_images(&b[..k * d], [k, c, h, w])?);
+        }
+        blocks.push(images.slice(0, k));
+        image_grid(&blocks, 10, 2)?
+            .save(png)
+            .with_context(|| format!("writing {}", png.display()))?;
+    }
     Ok(())
 }
 
@@ -118,16 +188,29 @@ pub struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 1024)]
     n: usize,
-    /// Uniform solver steps on tau in [0, 1] (steps = T reproduces the training flow's Euler steps).
+    /// Uniform solver steps on tau in [0, 1] (steps = T reproduces the training flow's Euler
+    /// steps). NSGF++: the NSF steps after the NSGF phase.
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// NSGF++: the total network evaluations per sample (T NSGF steps + 1 time prediction + the
+    /// NSF steps times the solver's evaluations per step); overrides --steps.
+    #[arg(long)]
+    nfe: Option<usize>,
+    /// NSGF++ on images: samples per network call.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// NSGF++ on images: also write a grid of the first samples (Fig. 5 style: a block after the
+    /// NSGF phase, a block of final samples) into this PNG.
+    #[arg(long)]
+    grid: Option<PathBuf>,
     /// ODE solver.
     #[arg(long, value_enum, default_value_t = Solver::Euler)]
     solver: Solver,
     /// Seed of the source draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output samples, `.npy` (n, 2) float32.
+    /// Output samples: `.npy` (n, 2) float32 in 2-D; for images a `.npy` uint8 array
+    /// (n, H, W) or (n, H, W, 3), or a folder that receives one PNG per sample.
     #[arg(long)]
     out: PathBuf,
     /// Also draw the sample paths (Fig. 3 style) into this PNG.
@@ -140,8 +223,10 @@ pub struct SampleArgs {
 
 pub fn sample(args: SampleArgs) -> Result<()> {
     let config = args.run.join(nsgf::train::checkpoint::CONFIG_FILE);
-    if nsgfpp::is_nsgfpp_config(&read_text(&config)?) {
-        return sample_nsgfpp(args);
+    match nsgfpp::config_method(&read_text(&config)?).as_deref() {
+        Some("nsgfpp") => return sample_nsgfpp(args),
+        Some("cfm") => return sample_cfm(args),
+        _ => {}
     }
     let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
         let run = toy::load_run::<B>(&args.run, &dev)?;
@@ -172,26 +257,135 @@ pub fn sample(args: SampleArgs) -> Result<()> {
 }
 
 /// `nsgf sample` on an NSGF++ run (Algorithm 4): `--steps` is the number of NSF steps after the
-/// run's NSGF phase; the NFE printed counts the NSGF steps, the time predictor and the NSF steps.
+/// run's NSGF phase (or `--nfe` the total); the NFE printed counts the NSGF steps, the time
+/// predictor and the NSF steps.
 fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
-    let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
+    use nsgf::flows::nsgfpp::NsfSchedule;
+    let config = nsgfpp::NsgfppConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?;
+    let steps = match args.nfe {
+        None => args.steps,
+        Some(nfe) => {
+            let fixed = config.nsgf.steps + 1;
+            let per = args.solver.nfe_per_step();
+            if nfe < fixed + per || (nfe - fixed) % per != 0 {
+                anyhow::bail!(
+                    "--nfe {nfe}: this run spends {fixed} evaluations on its NSGF phase and time \
+                     predictor, so the NFE must be {fixed} + k*{per} with k >= 1 ({:?} solver)",
+                    args.solver
+                );
+            }
+            (nfe - fixed) / per
+        }
+    };
+    let schedule = NsfSchedule::Steps(steps);
+    let show = std::io::stderr().is_terminal();
+    let (out, shape) = nsgf::with_backend!(args.device, |B, dev| {
         let mut run = nsgfpp::load_run::<B>(&args.run, &dev)?;
         run.config.sampling.solver = args.solver;
-        let schedule = nsgf::flows::nsgfpp::NsfSchedule::Steps(args.steps);
-        let out = nsgfpp::sample(&run, args.n, Some(schedule), args.seed, &dev)?;
-        let path = vec![to_f32_vec(out.after_nsgf)?, to_f32_vec(out.x.clone())?];
-        anyhow::Ok((to_f32_vec(out.x)?, path, out.nfe, run.config.problem))
+        let batch = if run.config.is_image() {
+            args.batch
+        } else {
+            args.n
+        };
+        let pb = nsgf::train::fit::bar(
+            args.n as u64,
+            show && run.config.is_image(),
+            "sample {bar:30} {pos}/{len} {per_sec} eta {eta}",
+        );
+        let out = nsgfpp::sample_many(&run, args.n, batch, Some(schedule), args.seed, &dev, |d| {
+            pb.set_position(d as u64)
+        })?;
+        pb.finish_and_clear();
+        anyhow::Ok((out, run.config.image_shape))
     })?;
-    write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], samples))?;
-    if let Some(png) = &args.plot {
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
-        let target = problem.target().sample(args.n, &mut rng);
-        nsgf::metrics::plots::trajectory_plot(
-            png,
-            &path,
-            &target,
-            &format!("NSGF++ {problem}: after the NSGF phase, final ({nfe} NFE)"),
+    let nfe = out.nfe;
+    match shape {
+        None => {
+            let problem = config.toy_problem()?;
+            write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], out.x.clone()))?;
+            if let Some(png) = &args.plot {
+                let mut rng =
+                    <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
+                let target = problem.target().sample(args.n, &mut rng);
+                nsgf::metrics::plots::trajectory_plot(
+                    png,
+                    &[out.after_nsgf, out.x],
+                    &target,
+                    &format!("NSGF++ {problem}: after the NSGF phase, final ({nfe} NFE)"),
+                )?;
+            }
+        }
+        Some(shape) => {
+            write_image_samples(
+                &args.out,
+                args.grid.as_deref(),
+                shape,
+                &out.x,
+                Some(&out.after_nsgf),
+            )?;
+            if let Some(png) = &args.grid {
+                eprintln!(
+                    "wrote {} (top: after the {} NSGF steps; bottom: final samples)",
+                    png.display(),
+                    config.nsgf.steps
+                );
+            }
+            let mean_t = out.t_hat.iter().map(|&t| t as f64).sum::<f64>() / args.n as f64;
+            eprintln!("time predictor: mean t_hat = {mean_t:.3}");
+        }
+    }
+    eprintln!(
+        "wrote {} samples to {} (NFE = {nfe}: {} NSGF steps + 1 time prediction + {} NSF steps \
+         x {} evaluations)",
+        args.n,
+        args.out.display(),
+        config.nsgf.steps,
+        steps,
+        args.solver.nfe_per_step()
+    );
+    Ok(())
+}
+
+/// `nsgf sample` on a flow-matching run: `--steps` uniform solver steps (or `--nfe` in all).
+fn sample_cfm(args: SampleArgs) -> Result<()> {
+    let per = args.solver.nfe_per_step();
+    let steps = match args.nfe {
+        None => args.steps,
+        Some(nfe) if nfe >= per && nfe % per == 0 => nfe / per,
+        Some(nfe) => anyhow::bail!(
+            "--nfe {nfe}: the {:?} solver spends {per} evaluations per step",
+            args.solver
+        ),
+    };
+    let show = std::io::stderr().is_terminal();
+    let (x, nfe, shape) = nsgf::with_backend!(args.device, |B, dev| {
+        let run = cfm::load_run::<B>(&args.run, &dev)?;
+        let batch = if run.config.is_image() {
+            args.batch
+        } else {
+            args.n
+        };
+        let pb = nsgf::train::fit::bar(
+            args.n as u64,
+            show && run.config.is_image(),
+            "sample {bar:30} {pos}/{len} {per_sec} eta {eta}",
+        );
+        let (x, nfe) = cfm::sample_many(
+            &run,
+            args.n,
+            batch,
+            steps,
+            args.solver,
+            args.seed,
+            &dev,
+            |d| pb.set_position(d as u64),
         )?;
+        pb.finish_and_clear();
+        anyhow::Ok((x, nfe, run.config.image_shape))
+    })?;
+    match shape {
+        None => write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], x))?,
+        Some(shape) => write_image_samples(&args.out, args.grid.as_deref(), shape, &x, None)?,
     }
     eprintln!(
         "wrote {} samples to {} (NFE = {nfe})",

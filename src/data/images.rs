@@ -73,6 +73,89 @@ impl ImageBatch {
     }
 }
 
+/// Writes images as a `.npy` uint8 array (N, H, W) (grey) or (N, H, W, 3) (RGB), atomically:
+/// the format [`read_image_npy`] and `numpy.load` read.
+pub fn write_image_npy(path: impl AsRef<Path>, images: &ImageBatch) -> Result<()> {
+    let mut shape = vec![images.n, images.height, images.width];
+    if images.channels != 1 {
+        shape.push(images.channels);
+    }
+    crate::io::npy::write_npy(
+        path.as_ref(),
+        &crate::io::npy::NpyArray::u8(shape, images.data.clone()),
+    )
+}
+
+/// Writes each image as `dir/000000.png`, `dir/000001.png`, … (creating `dir`).
+pub fn write_png_folder(dir: impl AsRef<Path>, images: &ImageBatch) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+    let (w, h) = (images.width as u32, images.height as u32);
+    let per = images.height * images.width * images.channels;
+    for (i, px) in images.data.chunks_exact(per.max(1)).enumerate() {
+        let path = dir.join(format!("{i:06}.png"));
+        let saved = if images.channels == 1 {
+            image::GrayImage::from_raw(w, h, px.to_vec()).map(|im| im.save(&path))
+        } else {
+            image::RgbImage::from_raw(w, h, px.to_vec()).map(|im| im.save(&path))
+        };
+        match saved {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                return Err(NsgfError::Other(format!("writing {}: {e}", path.display())))
+            }
+            None => return Err(NsgfError::Shape(format!("image {i} has the wrong size"))),
+        }
+    }
+    Ok(())
+}
+
+/// A grid of images in one picture: `rows` blocks of images laid out `cols` per line, a
+/// `pad`-pixel white border between images and a 3·`pad` gap between blocks (Figs. 5 / 10 / 11 of
+/// the paper: one block after the NSGF phase, one of final samples). Grey images are drawn
+/// grey.
+pub fn image_grid(blocks: &[ImageBatch], cols: usize, pad: usize) -> Result<image::RgbImage> {
+    let first = blocks
+        .first()
+        .ok_or_else(|| NsgfError::Param("an image grid needs at least one block".into()))?;
+    let (h, w, c) = (first.height, first.width, first.channels);
+    if blocks
+        .iter()
+        .any(|b| (b.height, b.width, b.channels) != (h, w, c))
+        || cols == 0
+    {
+        return Err(NsgfError::Shape(
+            "every block of an image grid needs the same image size (and cols ≥ 1)".into(),
+        ));
+    }
+    let lines: Vec<usize> = blocks.iter().map(|b| b.n.div_ceil(cols).max(1)).collect();
+    let width = cols * (w + pad) + pad;
+    let height =
+        lines.iter().map(|l| l * (h + pad)).sum::<usize>() + pad + 3 * pad * (blocks.len() - 1);
+    let mut img =
+        image::RgbImage::from_pixel(width as u32, height as u32, image::Rgb([255, 255, 255]));
+    let mut y0 = pad;
+    for (block, lines) in blocks.iter().zip(&lines) {
+        for i in 0..block.n {
+            let (gx, gy) = (pad + (i % cols) * (w + pad), y0 + (i / cols) * (h + pad));
+            for y in 0..h {
+                for x in 0..w {
+                    let at = ((i * h + y) * w + x) * c;
+                    let px = if c == 1 {
+                        let v = block.data[at];
+                        [v, v, v]
+                    } else {
+                        [block.data[at], block.data[at + 1], block.data[at + 2]]
+                    };
+                    img.put_pixel((gx + x) as u32, (gy + y) as u32, image::Rgb(px));
+                }
+            }
+        }
+        y0 += lines * (h + pad) + 3 * pad;
+    }
+    Ok(img)
+}
+
 /// Reads a `.npy` uint8 image array of shape (N, H, W) (grey), (N, H, W, 1) or (N, H, W, 3).
 pub fn read_image_npy(path: impl AsRef<Path>) -> Result<ImageBatch> {
     let path = path.as_ref();

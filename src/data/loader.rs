@@ -95,7 +95,7 @@ impl LoaderState {
 }
 
 /// An RNG of the given stream, keyed by the seed and two counters.
-fn keyed_rng(seed: u64, stream: u64, a: u64, b: u64) -> StdRng {
+pub(crate) fn keyed_rng(seed: u64, stream: u64, a: u64, b: u64) -> StdRng {
     let mut key = [0u8; 32];
     for (chunk, v) in key.chunks_exact_mut(8).zip([seed, stream, a, b]) {
         chunk.copy_from_slice(&v.to_le_bytes());

@@ -9,10 +9,13 @@
 //! * [`dataset`] — an image training set in memory ([`dataset::ImageDataset`]), its conversion
 //!   to `[-1, 1]` NCHW float batches, and [`dataset::DatasetSpec`] naming where a set comes from.
 //! * [`loader`] — seeded, resumable shuffled batches with optional flips and background prefetch.
+//! * [`pairs`] — `(source, target)` minibatches of a run, 2-D or images, keyed by `(seed, stream,
+//!   index)` so that resumed runs draw the same data.
 
 pub mod cifar;
 pub mod dataset;
 pub mod images;
 pub mod loader;
 pub mod mnist;
+pub mod pairs;
 pub mod toy2d;

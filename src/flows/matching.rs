@@ -42,6 +42,35 @@ pub trait Matcher: Send + Sync {
     }
 }
 
+/// A matcher named in a config (`matcher = "otcfm"`), with its `sigma`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatcherKind {
+    /// [`TargetFm`].
+    Fm,
+    /// [`IndependentCfm`].
+    Icfm,
+    /// [`ExactOtCfm`].
+    Otcfm,
+    /// [`VpInterpolant`].
+    Si,
+    /// [`RectifiedFlow`] with `k = 1` (= I-CFM with `σ = 0`).
+    Rf,
+}
+
+impl MatcherKind {
+    /// The matcher with the given `sigma` (unused by 1-RF).
+    pub fn build(self, sigma: f64) -> Box<dyn Matcher> {
+        match self {
+            Self::Fm => Box::new(TargetFm { sigma }),
+            Self::Icfm => Box::new(IndependentCfm { sigma }),
+            Self::Otcfm => Box::new(ExactOtCfm { sigma }),
+            Self::Si => Box::new(VpInterpolant { sigma }),
+            Self::Rf => Box::new(RectifiedFlow { k: 1 }),
+        }
+    }
+}
+
 /// Shared driver: checks shapes and finiteness, draws `τ ~ U[0,1]` per row and `ε ~ N(0, I)` per
 /// coordinate, and applies `path(τ, x₀, x₁, ε) → (x_τ, u_τ)` coordinate-wise.
 fn sample_rows(

@@ -1,20 +1,65 @@
 //! The trajectory pool of Algorithm 1 (an experience-replay buffer, paper Sec. 4.3): samples
-//! `(x, τ, u)` of minibatch Sinkhorn flows, stored on the host in f32 with a fixed capacity.
-//! When full, new samples overwrite the oldest (the paper's suggestion for limited storage).
+//! `(x, τ, u)` of minibatch Sinkhorn flows, stored on the host in f32 (or f16, for images) with a
+//! fixed capacity. When full, new samples overwrite the oldest (the paper's suggestion for
+//! limited storage).
 
 use crate::error::{NsgfError, Result};
+use half::f16;
 use rand::{Rng, RngExt};
 
-/// Ring buffer of `(x: d, τ: 1, u: d)` samples; memory `4·(2d + 1)` bytes per sample.
+/// Storage of the pool's `x` and `u` values.
+#[derive(Clone, Debug)]
+enum Store {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+impl Store {
+    fn zeros(n: usize, half: bool) -> Self {
+        if half {
+            Store::F16(vec![f16::ZERO; n])
+        } else {
+            Store::F32(vec![0.0; n])
+        }
+    }
+    fn bytes(&self) -> usize {
+        match self {
+            Store::F32(v) => 4 * v.len(),
+            Store::F16(v) => 2 * v.len(),
+        }
+    }
+    fn write(&mut self, at: usize, values: &[f32]) {
+        match self {
+            Store::F32(v) => v[at..at + values.len()].copy_from_slice(values),
+            Store::F16(v) => {
+                for (o, &x) in v[at..at + values.len()].iter_mut().zip(values) {
+                    *o = f16::from_f32(x);
+                }
+            }
+        }
+    }
+    fn read_into(&self, at: usize, len: usize, out: &mut Vec<f32>) {
+        match self {
+            Store::F32(v) => out.extend_from_slice(&v[at..at + len]),
+            Store::F16(v) => out.extend(v[at..at + len].iter().map(|x| x.to_f32())),
+        }
+    }
+}
+
+/// Ring buffer of `(x: d, τ: 1, u: d)` samples; memory `4·(2d + 1)` bytes per sample in f32,
+/// `2·2d + 4` in f16.
 #[derive(Clone, Debug)]
 pub struct TrajectoryPool {
     dim: usize,
     capacity: usize,
-    x: Vec<f32>,
+    x: Store,
     tau: Vec<f32>,
-    u: Vec<f32>,
+    u: Store,
     next: usize,
     len: usize,
+    /// Slot of the oldest sample while the pool is not full (the filled slots are
+    /// `start, start + 1, … (mod capacity)`).
+    start: usize,
 }
 
 /// A training minibatch drawn from the pool (row-major).
@@ -31,6 +76,12 @@ pub struct PoolBatch {
 impl TrajectoryPool {
     /// An empty pool for `dim`-dimensional samples holding at most `capacity` samples.
     pub fn new(dim: usize, capacity: usize) -> Result<Self> {
+        Self::with_precision(dim, capacity, false)
+    }
+
+    /// An empty pool storing `x` and `u` in f16 when `half` (half the memory; a relative
+    /// rounding error of at most 2⁻¹¹ on each stored value), else in f32.
+    pub fn with_precision(dim: usize, capacity: usize, half: bool) -> Result<Self> {
         if dim == 0 || capacity == 0 {
             return Err(NsgfError::Param(format!(
                 "trajectory pool needs dim ≥ 1 and capacity ≥ 1 (got {dim}, {capacity})"
@@ -39,11 +90,12 @@ impl TrajectoryPool {
         Ok(Self {
             dim,
             capacity,
-            x: vec![0.0; capacity * dim],
+            x: Store::zeros(capacity * dim, half),
             tau: vec![0.0; capacity],
-            u: vec![0.0; capacity * dim],
+            u: Store::zeros(capacity * dim, half),
             next: 0,
             len: 0,
+            start: 0,
         })
     }
 
@@ -65,7 +117,26 @@ impl TrajectoryPool {
     }
     /// Bytes held by the buffers (allocated up front, so bounded by the capacity).
     pub fn memory_bytes(&self) -> usize {
-        4 * (self.x.len() + self.tau.len() + self.u.len())
+        self.x.bytes() + 4 * self.tau.len() + self.u.bytes()
+    }
+
+    /// True when `x` and `u` are stored in f16.
+    pub fn is_half(&self) -> bool {
+        matches!(self.x, Store::F16(_))
+    }
+
+    /// Makes the pushes into an empty pool start at slot `slot mod capacity` (a resumed run
+    /// replays the flows still in the pool so that each lands in the slots it had: see
+    /// `train::nsgf`).
+    pub fn seek(&mut self, slot: usize) -> Result<()> {
+        if self.len > 0 {
+            return Err(NsgfError::Other(
+                "only an empty trajectory pool can be positioned".into(),
+            ));
+        }
+        self.next = slot % self.capacity;
+        self.start = self.next;
+        Ok(())
     }
 
     /// Appends the rows of `x: (b, d)` with time `tau` and targets `u: (b, d)`, overwriting the
@@ -82,11 +153,15 @@ impl TrajectoryPool {
         let d = self.dim;
         for (xr, ur) in x.chunks_exact(d).zip(u.chunks_exact(d)) {
             let i = self.next;
-            self.x[i * d..(i + 1) * d].copy_from_slice(xr);
-            self.u[i * d..(i + 1) * d].copy_from_slice(ur);
+            self.x.write(i * d, xr);
+            self.u.write(i * d, ur);
             self.tau[i] = tau;
             self.next = (self.next + 1) % self.capacity;
             self.len = (self.len + 1).min(self.capacity);
+            if self.len == self.capacity {
+                // Full: every slot is filled and sample `i` is slot `i`, however it was filled.
+                self.start = 0;
+            }
         }
         Ok(())
     }
@@ -122,22 +197,19 @@ impl TrajectoryPool {
             u: Vec::with_capacity(batch * d),
         };
         for _ in 0..batch {
-            let i = rng.random_range(0..self.len);
-            let u = &self.u[i * d..(i + 1) * d];
+            let i = (self.start + rng.random_range(0..self.len)) % self.capacity;
+            let start = out.x.len();
+            self.x.read_into(i * d, d, &mut out.x);
+            self.u.read_into(i * d, d, &mut out.u);
             if dtau > 0.0 {
                 let s = dtau * rng.random::<f32>();
-                out.x.extend(
-                    self.x[i * d..(i + 1) * d]
-                        .iter()
-                        .zip(u)
-                        .map(|(x, u)| x + s * u),
-                );
+                for (x, u) in out.x[start..].iter_mut().zip(&out.u[start..]) {
+                    *x += s * u;
+                }
                 out.tau.push(self.tau[i] + s);
             } else {
-                out.x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
                 out.tau.push(self.tau[i]);
             }
-            out.u.extend_from_slice(u);
         }
         Ok(out)
     }
@@ -187,6 +259,42 @@ mod tests {
             spread = (spread.0.min(s), spread.1.max(s));
         }
         assert!(spread.0 < 0.01 && spread.1 > 0.24, "{spread:?}");
+    }
+
+    #[test]
+    fn half_precision_halves_memory_and_rounds_to_f16() {
+        let mut p = TrajectoryPool::with_precision(3, 2, true).unwrap();
+        assert!(p.is_half());
+        assert_eq!(p.memory_bytes(), 2 * 6 + 4 * 2 + 2 * 6);
+        let x = [1.0f32, -0.333_333, 1e-3];
+        let u = [2.5f32, 1234.567, -7e-5];
+        p.push(&x, 0.2, &u).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let b = p.sample(1, &mut rng).unwrap();
+        for (got, want) in b.x.iter().chain(&b.u).zip(x.iter().chain(&u)) {
+            assert_eq!(*got, f16::from_f32(*want).to_f32());
+            assert!(
+                (got - want).abs() <= want.abs() * 2f32.powi(-11),
+                "{got} {want}"
+            );
+        }
+        assert_eq!(b.tau, vec![0.2]);
+    }
+
+    #[test]
+    fn seek_places_the_next_push() {
+        let mut p = TrajectoryPool::new(1, 4).unwrap();
+        p.seek(6).unwrap();
+        p.push(&[5.0], 0.0, &[0.0]).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        assert!(p.sample(10, &mut rng).unwrap().x.iter().all(|&v| v == 5.0));
+        assert!(p.seek(0).is_err());
+        // Slot 2 holds it: three more pushes fill slots 3, 0, 1 and the fourth overwrites it.
+        p.push(&[1.0, 1.0], 0.0, &[0.0; 2]).unwrap();
+        let b = p.sample(200, &mut rng).unwrap();
+        assert!(b.x.iter().all(|&v| v == 5.0 || v == 1.0) && b.x.contains(&5.0));
+        p.push(&[1.0, 2.0], 0.0, &[0.0; 2]).unwrap();
+        assert!(p.sample(200, &mut rng).unwrap().x.iter().all(|&v| v != 5.0));
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIM_FILE: &str = "optim.mpk";
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.toml";
+/// The weights' moving average, beside the model when the run keeps one (`train.ema > 0`);
+/// written before `state.json`, so a complete checkpoint has it.
+pub const EMA_FILE: &str = "ema.safetensors";
 
 /// Serialises a module's weights to safetensors bytes, byte-reproducibly: the same weights give
 /// the same bytes in every run (burn's store writes its metadata from a `HashMap`; the header is
@@ -165,6 +168,18 @@ where
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|e| NsgfError::Other(e.to_string()))?;
     write_atomic(&dir.join(STATE_FILE), &json)
+}
+
+/// The step of the complete checkpoint in `dir`, `None` when there is none.
+pub fn saved_step(dir: &Path) -> Result<Option<usize>> {
+    let path = dir.join(STATE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&path).map_err(|e| NsgfError::io(&path, e))?;
+    let file: StateFile = serde_json::from_slice(&text)
+        .map_err(|e| NsgfError::format(&path, format!("corrupt state file: {e}")))?;
+    Ok(Some(file.state.step))
 }
 
 /// Loads model, optimizer state and progress from `dir`.

@@ -22,6 +22,9 @@ pub struct PoolConfig {
     /// stores and fits the grid samples only): on the 2-D suite it makes 100-step sampling
     /// better and 10-step sampling worse (results/toy2d/README.md).
     pub segments: bool,
+    /// Store the pool's positions and velocities in f16 (half the memory; for images).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub f16: bool,
 }
 
 impl Default for PoolConfig {
@@ -31,6 +34,7 @@ impl Default for PoolConfig {
             refresh_every: 0,
             refresh_batches: 10,
             segments: false,
+            f16: false,
         }
     }
 }
@@ -77,19 +81,87 @@ pub struct OptimConfig {
     /// on one thread: their matrix products are too small to repay a hand-off between threads
     /// (BENCHMARKS.md).
     pub threads: usize,
+    /// Linear learning-rate warm-up over this many first steps (0: none), multiplying the
+    /// schedule: `lr_s · min(1, (s + 1)/warmup)` (torchcfm's image examples: 5,000).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup: usize,
+    /// Clip the gradients to this global norm before each step (PyTorch's `clip_grad_norm_`;
+    /// torchcfm's image examples: 1.0). Unset: no clipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.9999) and
+    /// sample with it (see `train::optim::Ema`). 0: none.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub ema: f64,
+    /// Write the mean loss to `metrics.jsonl` (and the log) every this many steps.
+    #[serde(
+        default = "default_log_every",
+        skip_serializing_if = "is_default_log_every"
+    )]
+    pub log_every: usize,
+}
+
+fn default_log_every() -> usize {
+    100
+}
+
+fn is_default_log_every(v: &usize) -> bool {
+    *v == default_log_every()
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl OptimConfig {
     /// The learning rate of gradient step `step` (0-based) of `self.steps`. A resumed run
     /// continues the schedule where it stopped.
     pub fn lr_at(&self, step: usize) -> f64 {
-        match self.lr_schedule {
+        let lr = match self.lr_schedule {
             LrSchedule::Constant => self.lr,
             LrSchedule::Cosine => {
                 let frac = step as f64 / self.steps.max(1) as f64;
                 self.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac.min(1.0)).cos())
             }
+        };
+        if self.warmup > 0 {
+            lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)
+        } else {
+            lr
         }
+    }
+
+    /// Range checks (`name` prefixes the messages, e.g. `nsf.train`).
+    pub fn validate(&self, name: &str) -> Result<()> {
+        if self.steps == 0 || self.batch == 0 {
+            return Err(NsgfError::Param(format!(
+                "{name}.steps and {name}.batch must be at least 1"
+            )));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(NsgfError::Param(format!(
+                "{name}.lr must be > 0, got {}",
+                self.lr
+            )));
+        }
+        if let Some(c) = self.grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(NsgfError::Param(format!(
+                    "{name}.grad_clip must be > 0, got {c}"
+                )));
+            }
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(NsgfError::Param(format!(
+                "{name}.ema must be in [0, 1), got {}",
+                self.ema
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -102,16 +174,25 @@ impl Default for OptimConfig {
             lr_schedule: LrSchedule::Constant,
             checkpoint_every: 2_000,
             threads: 0,
+            warmup: 0,
+            grad_clip: None,
+            ema: 0.0,
+            log_every: default_log_every(),
         }
     }
 }
 
-/// MLP size.
+/// A velocity network: an MLP of `layers` hidden layers of width `hidden` (2-D), or, for image
+/// data, the named ADM UNet (`unet = "mnist" | "cifar10" | "tiny"`, adapted to the data's
+/// channels and image side; `models::unet::UNetConfig::named`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     pub hidden: usize,
     pub layers: usize,
+    /// The UNet of an image run (`None`: the MLP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unet: Option<String>,
 }
 
 impl Default for ModelConfig {
@@ -119,6 +200,7 @@ impl Default for ModelConfig {
         Self {
             hidden: 256,
             layers: 3,
+            unet: None,
         }
     }
 }

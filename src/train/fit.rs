@@ -4,12 +4,16 @@
 //! draws a batch `(x, τ, u)` and takes one optimizer step on the model's
 //! [`Regressor::regression_loss`] (`mean ‖u_θ(x, τ) − u‖²` for a velocity field).
 
+use super::checkpoint;
 use super::config::OptimConfig;
+use super::optim::{clip_grad_norm, Ema};
 use crate::convert::rows_to_tensor;
 use crate::error::{NsgfError, Result};
 use crate::flows::pool::PoolBatch;
 use crate::models::Regressor;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::store::ModuleSnapshot;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::VecDeque;
@@ -40,29 +44,55 @@ pub fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
     pb
 }
 
+/// The weights' moving average kept by [`fit_regression`] (on the inner backend).
+pub type EmaOf<B, M> = Ema<<M as AutodiffModule<B>>::InnerModule>;
+
+/// What one gradient step did (handed to the `after_step` callback of [`fit_regression`]).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct StepInfo {
+    /// Completed steps (1-based: the step just taken).
+    pub step: usize,
+    /// Its training loss.
+    pub loss: f64,
+    /// Its learning rate.
+    pub lr: f64,
+    /// The global gradient norm before clipping (when clipping is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
+    /// Wall seconds since this call of [`fit_regression`] started.
+    pub seconds: f64,
+}
+
+/// A trained network, its moving average (when kept) and a report `R`.
+pub type Fitted<B, M, R> = (M, Option<EmaOf<B, M>>, R);
+
 /// Runs gradient steps `start..opt.steps`: `next_batch(step)` supplies the regression samples
 /// (`u` may be empty for a model that needs no targets beyond `τ`),
-/// `after_step(step, model, optim)` runs after each step (checkpoints). A non-finite loss stops
-/// at once with an error naming the step.
+/// `after_step(info, model, optim, ema)` runs after each step (checkpoints, metrics). Each step clips the
+/// gradients to `opt.grad_clip` (global norm) when set, takes the Adam step at `opt.lr_at(step)`
+/// (schedule and warm-up) and folds the new weights into `ema` when given. A non-finite loss
+/// stops at once with an error naming the step.
 // The explicit loop's inputs stay explicit (as in burn's examples) rather than bundled.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_regression<B, M, O>(
     mut model: M,
     optim: &mut O,
+    mut ema: Option<EmaOf<B, M>>,
     device: &B::Device,
     start: usize,
     opt: &OptimConfig,
     mut next_batch: impl FnMut(usize) -> Result<PoolBatch> + Send,
-    mut after_step: impl FnMut(usize, &M, &O) -> Result<()> + Send,
+    mut after_step: impl FnMut(&StepInfo, &M, &O, Option<&EmaOf<B, M>>) -> Result<()> + Send,
     pb: &ProgressBar,
-) -> Result<(M, FitOutcome)>
+) -> Result<Fitted<B, M, FitOutcome>>
 where
     B: AutodiffBackend,
-    M: Regressor<B> + burn::module::AutodiffModule<B>,
+    M: Regressor<B> + AutodiffModule<B>,
     O: Optimizer<M, B> + Send,
 {
     let threads = opt.threads;
-    let run = move || -> Result<(M, usize, VecDeque<f64>, f64)> {
+    type Ran<M, E> = (M, Option<E>, usize, VecDeque<f64>, f64);
+    let run = move || -> Result<Ran<M, EmaOf<B, M>>> {
         let t0 = Instant::now();
         let mut step = start;
         pb.set_position(step as u64);
@@ -93,9 +123,18 @@ where
                     "training loss became {loss_value} at step {step}; lower train.lr or check the data"
                 )));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(opt.lr_at(step), model, grads);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grad_norm = None;
+            if let Some(max_norm) = opt.grad_clip {
+                let (clipped, norm) = clip_grad_norm(&model, grads, max_norm)?;
+                (grads, grad_norm) = (clipped, Some(norm));
+            }
+            let lr = opt.lr_at(step);
+            model = optim.step(lr, model, grads);
             step += 1;
+            if let Some(e) = ema.as_mut() {
+                e.update(&model, step);
+            }
             if recent.len() == 100 {
                 recent.pop_front();
             }
@@ -104,13 +143,20 @@ where
                 pb.set_message(format!("{loss_value:.4}"));
             }
             pb.set_position(step as u64);
-            after_step(step, &model, optim)?;
+            let info = StepInfo {
+                step,
+                loss: loss_value,
+                lr,
+                grad_norm,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            after_step(&info, &model, optim, ema.as_ref())?;
         }
-        Ok((model, step, recent, t0.elapsed().as_secs_f64()))
+        Ok((model, ema, step, recent, t0.elapsed().as_secs_f64()))
     };
     // On a dedicated pool of `threads` threads every op inside the loop (burn-flex's matrix
     // products included) runs on those threads only.
-    let (model, step, recent, seconds) = if threads > 0 {
+    let (model, ema, step, recent, seconds) = if threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -124,5 +170,141 @@ where
         final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
         seconds,
     };
-    Ok((model, outcome))
+    Ok((model, ema, outcome))
+}
+
+/// One network trained by [`fit_regression`] in its own directory `dir`, with checkpoints
+/// (`model.safetensors`, `optim.mpk`, `ema.safetensors` when `opt.ema > 0`, then `state.json`)
+/// every `opt.checkpoint_every` steps and at the end, and resume from the checkpoint in `dir`
+/// when `resume` is set. Every `opt.log_every` steps the mean loss of those steps and the
+/// [`StepInfo`] go to `dir/metrics.jsonl` (one JSON object per line; a resumed run first drops
+/// the lines after its checkpoint) and, when the progress bar is hidden, to the log. `id` gives the parameters run-independent ids (one per network of a
+/// run; see [`checkpoint::sequential_ids`]). `next_batch(step)` must be a pure function of the
+/// step for a resumed run to equal an uninterrupted one.
+#[allow(clippy::too_many_arguments)]
+pub fn train_network<B, M>(
+    model: M,
+    opt: &OptimConfig,
+    id: u64,
+    dir: &std::path::Path,
+    device: &B::Device,
+    resume: bool,
+    pb: &ProgressBar,
+    next_batch: impl FnMut(usize) -> Result<PoolBatch> + Send,
+) -> Result<Fitted<B, M, FitOutcome>>
+where
+    B: AutodiffBackend,
+    M: Regressor<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+    M::InnerModule: ModuleSnapshot<B::InnerBackend>,
+{
+    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+    let mut optim = AdamConfig::new().init::<B, M>();
+    let mut model = checkpoint::sequential_ids(model, (id + 1) << 40);
+    let mut start = 0;
+    let mut ema = (opt.ema > 0.0).then(|| Ema::new(model.valid(), opt.ema));
+    if resume && dir.join(checkpoint::STATE_FILE).exists() {
+        let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
+        (model, optim, start) = (m, o, state.step);
+        if let Some(e) = ema.as_mut() {
+            let path = dir.join(checkpoint::EMA_FILE);
+            e.model = if path.exists() {
+                checkpoint::load_model(e.model.clone(), &path)?
+            } else {
+                tracing::warn!(
+                    "{} has no moving average: it restarts from the weights",
+                    dir.display()
+                );
+                model.valid()
+            };
+        }
+        tracing::info!(step = start, dir = %dir.display(), "resumed");
+    }
+    let metrics = MetricsLog::open(&dir.join(METRICS_FILE), start)?;
+    let mut window = (0.0, 0usize);
+    let every = opt.log_every.max(1);
+    let total = opt.steps;
+    let save = |step: usize, model: &M, optim: &_, ema: Option<&EmaOf<B, M>>| -> Result<()> {
+        if let Some(e) = ema {
+            checkpoint::save_model(&e.model, &dir.join(checkpoint::EMA_FILE))?;
+        }
+        checkpoint::save_checkpoint(dir, model, optim, &checkpoint::TrainState { step })
+    };
+    let (model, ema, fit) = fit_regression(
+        model,
+        &mut optim,
+        ema,
+        device,
+        start,
+        opt,
+        next_batch,
+        |info, model, optim, ema| {
+            let step = info.step;
+            window = (window.0 + info.loss, window.1 + 1);
+            if step.is_multiple_of(every) || step == total {
+                let mean = window.0 / window.1 as f64;
+                window = (0.0, 0);
+                metrics.append(info, mean)?;
+                if pb.is_hidden() {
+                    tracing::info!(
+                        "{} step {step}/{total} loss {mean:.5} lr {:.2e} ({:.2} s/step)",
+                        dir.display(),
+                        info.lr,
+                        info.seconds / (step - start).max(1) as f64
+                    );
+                }
+            }
+            if opt.checkpoint_every > 0 && step.is_multiple_of(opt.checkpoint_every) {
+                save(step, model, optim, ema)?;
+            }
+            Ok(())
+        },
+        pb,
+    )?;
+    save(fit.steps, &model, &optim, ema.as_ref())?;
+    Ok((model, ema, fit))
+}
+
+/// The metrics file of a trained network (JSON lines).
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// Appends [`StepInfo`] lines to a `metrics.jsonl`.
+struct MetricsLog {
+    path: std::path::PathBuf,
+}
+
+impl MetricsLog {
+    /// Opens the log of a run starting at step `start`: lines of later steps (written after the
+    /// checkpoint a run resumes from) are dropped, so the file describes one history.
+    fn open(path: &std::path::Path, start: usize) -> Result<Self> {
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                        .is_some_and(|s| s as usize <= start)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            crate::io::npy::write_atomic(path, kept.as_bytes())?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends one line: the step's info and the mean loss since the previous line.
+    fn append(&self, info: &StepInfo, mean_loss: f64) -> Result<()> {
+        use std::io::Write;
+        let mut v = serde_json::to_value(info).map_err(|e| NsgfError::Other(e.to_string()))?;
+        v["mean_loss"] = serde_json::json!(mean_loss);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| NsgfError::io(&self.path, e))?;
+        writeln!(f, "{v}").map_err(|e| NsgfError::io(&self.path, e))
+    }
 }

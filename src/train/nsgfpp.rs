@@ -1,46 +1,50 @@
-//! NSGF++ on the 2-D problems (paper Sec. 4.4, Algorithm 3 for training, Algorithm 4 for
-//! sampling): three networks trained one after the other into three sub-folders of the run,
-//! each with its own checkpoints and resume:
+//! NSGF++ (paper Sec. 4.4, Algorithm 3 for training, Algorithm 4 for sampling) on the 2-D
+//! problems (MLPs) and on images (UNets, the paper's time-predictor CNN; appendix E.2): three
+//! networks trained one after the other into three sub-folders of the run, each with its own
+//! checkpoints and resume:
 //!
-//! * `nsgf/` — the NSGF velocity field: Algorithm 1 with a short flow (`T ≤ 5`), exactly
-//!   [`super::nsgf::train`];
+//! * `nsgf/` — the NSGF velocity field: Algorithm 1 with a short flow (`T ≤ 5`),
+//!   [`super::nsgf::train_field`] (a streaming trajectory pool: see [`PoolConfig`]);
 //! * `nsf/` — the neural straight flow `u_δ(X_t, t)` regressed on `Y − X₀` along
 //!   `X_t = t Y + (1 − t) X₀`, independent pairs (= 1-RF);
 //! * `time/` — the time predictor `t_φ(X_t)` regressed on `t` along the same paths.
 //!
-//! The straight-path batches are a pure function of `(seed, part, step)`, so a resumed part sees
-//! exactly the batches an uninterrupted one would.
+//! Every batch is a pure function of `(seed, part, step)` (keyed draws, see
+//! [`crate::data::pairs`]), so a resumed part sees exactly the batches an uninterrupted one
+//! would.
 
-use super::checkpoint::{self, TrainState, CONFIG_FILE, MODEL_FILE};
-use super::config::{parse_config, read_config, ModelConfig, OptimConfig, PoolConfig, ToyConfig};
-use super::fit::{bar, fit_regression, FitOutcome};
-use super::nsgf::{self as nsgf_train, sample_tensor, TrainReport};
+use super::checkpoint::{self, CONFIG_FILE, EMA_FILE, MODEL_FILE};
+use super::config::{parse_config, read_config, ModelConfig, OptimConfig, PoolConfig};
+use super::fit::{bar, train_network, FitOutcome};
+use super::nsgf::{train_field, FieldSpec, TrainReport};
+use crate::data::loader::keyed_rng;
+use crate::data::pairs::{self, ImageDataConfig, PairData};
 use crate::data::toy2d::Problem;
 use crate::error::{NsgfError, Result};
 use crate::flows::matching::{Matcher, RectifiedFlow};
 use crate::flows::nsgf::NsgfConfig;
 use crate::flows::nsgfpp::{nsgfpp_sample, NsfSchedule, NsgfppSamples};
 use crate::flows::samplers::Solver;
+use crate::flows::{TimePredictor, VectorField};
 use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
-use crate::models::time_predictor::{TimeMlp, TimeMlpConfig};
+use crate::models::time_predictor::{TimeCnn, TimeCnnConfig, TimeMlp, TimeMlpConfig};
+use crate::models::unet::UNetConfig;
 use crate::models::Regressor;
-use burn::module::AutodiffModule;
-use burn::optim::AdamConfig;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use burn::module::{AutodiffModule, Module};
+use burn::store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Maximum NSGF steps of NSGF++'s first phase (the paper: `T ≤ 5`).
 pub const MAX_NSGF_STEPS: usize = 5;
 
-/// One straight-flow network: its MLP size and optimisation.
+/// One straight-path network: its size and optimisation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PartConfig {
-    /// MLP size.
+    /// Network size (MLP, or `unet` for images).
     pub model: ModelConfig,
     /// Adam settings (steps, batch, lr, schedule, checkpoints).
     pub train: OptimConfig,
@@ -102,23 +106,35 @@ pub enum Method {
 /// True when a TOML config text declares `method = "nsgfpp"` (how the CLI tells NSGF++ configs
 /// and runs from NSGF ones).
 pub fn is_nsgfpp_config(text: &str) -> bool {
-    toml::from_str::<toml::Table>(text)
-        .ok()
-        .and_then(|t| {
-            t.get("method")
-                .and_then(|m| m.as_str().map(|m| m == "nsgfpp"))
-        })
-        .unwrap_or(false)
+    config_method(text).as_deref() == Some("nsgfpp")
 }
 
-/// A whole 2-D NSGF++ run.
+/// The `method` a TOML config text declares (`"nsgfpp"`, `"cfm"`; none for a 2-D NSGF config).
+pub fn config_method(text: &str) -> Option<String> {
+    toml::from_str::<toml::Table>(text)
+        .ok()?
+        .get("method")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// A whole NSGF++ run: a 2-D `problem` (MLPs) or an image `[data]` set (UNets and the paper's
+/// time-predictor CNN).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NsgfppToyConfig {
+pub struct NsgfppConfig {
     /// Always `"nsgfpp"`.
     pub method: Method,
-    /// The 2-D problem.
-    pub problem: Problem,
+    /// The 2-D problem (or `data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+    /// The image training set (or `problem`); the source is `N(0, I)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ImageDataConfig>,
+    /// `[C, H, W]` of the images, written by `nsgf train` into the run's `config.toml` (so that
+    /// sampling needs no data); checked against the data when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<[usize; 3]>,
     /// Seed of every random draw.
     #[serde(default)]
     pub seed: u64,
@@ -130,13 +146,14 @@ pub struct NsgfppToyConfig {
     /// The NSGF velocity field's training.
     #[serde(default)]
     pub train: OptimConfig,
-    /// The NSGF velocity field's MLP.
+    /// The NSGF velocity field (an MLP, or `unet = "…"` for images).
     #[serde(default)]
     pub model: ModelConfig,
-    /// The neural straight flow.
+    /// The neural straight flow (an MLP, or `unet = "…"` for images).
     #[serde(default)]
     pub nsf: PartConfig,
-    /// The time predictor.
+    /// The time predictor (an MLP in 2-D; for images the paper's 4-layer CNN, and `time.model`
+    /// is not used).
     #[serde(default)]
     pub time: PartConfig,
     /// Sampling (Algorithm 4).
@@ -144,7 +161,10 @@ pub struct NsgfppToyConfig {
     pub sampling: SamplingConfig,
 }
 
-impl NsgfppToyConfig {
+/// The former name of [`NsgfppConfig`] (2-D runs).
+pub type NsgfppToyConfig = NsgfppConfig;
+
+impl NsgfppConfig {
     /// Parses and validates TOML text (`origin` names it in errors).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
         parse_config(text, origin, Self::validate)
@@ -155,39 +175,115 @@ impl NsgfppToyConfig {
         read_config(path, Self::validate)
     }
 
-    /// The NSGF phase as a plain NSGF run config.
-    pub fn nsgf_run(&self) -> ToyConfig {
-        ToyConfig {
-            problem: self.problem,
-            seed: self.seed,
-            nsgf: self.nsgf.clone(),
-            pool: self.pool.clone(),
-            train: self.train.clone(),
-            model: self.model.clone(),
-        }
+    /// TOML text of this config.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self)
+            .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))
     }
 
-    /// Range checks, `T ≤ 5` included.
+    /// True for an image run.
+    pub fn is_image(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// The 2-D problem, or an error naming the image run.
+    pub fn toy_problem(&self) -> Result<Problem> {
+        self.problem.ok_or_else(|| {
+            NsgfError::Param("this NSGF++ run is an image run, not a 2-D problem".into())
+        })
+    }
+
+    /// The run's data, loaded (image sets are read into memory).
+    pub fn pair_data(&self) -> Result<PairData> {
+        pairs::resolve(self.problem, self.data.as_ref())
+    }
+
+    /// Range checks, `T ≤ 5` and the network kinds included.
     pub fn validate(&self) -> Result<()> {
-        self.nsgf_run().validate()?;
+        self.nsgf.validate()?;
         if self.nsgf.steps > MAX_NSGF_STEPS {
             return Err(NsgfError::Param(format!(
                 "NSGF++ runs at most {MAX_NSGF_STEPS} NSGF steps (nsgf.steps = {})",
                 self.nsgf.steps
             )));
         }
-        for (name, p) in [("nsf", &self.nsf), ("time", &self.time)] {
-            if p.train.steps == 0 || p.train.batch == 0 || p.model.hidden == 0 {
-                return Err(NsgfError::Param(format!(
-                    "{name}: train.steps, train.batch and model.hidden must be at least 1"
-                )));
+        match (&self.problem, &self.data) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(NsgfError::Param(
+                    "an NSGF++ config names either a 2-D `problem` or an image `[data]` set".into(),
+                ))
             }
-            if !(p.train.lr.is_finite() && p.train.lr > 0.0) {
-                return Err(NsgfError::Param(format!("{name}.train.lr must be > 0")));
+            _ => {}
+        }
+        if self.pool.batches == 0 {
+            return Err(NsgfError::Param("pool.batches must be at least 1".into()));
+        }
+        if self.pool.refresh_every > 0 && self.pool.refresh_batches == 0 {
+            return Err(NsgfError::Param(
+                "pool.refresh_batches must be at least 1".into(),
+            ));
+        }
+        for (name, model, train) in [
+            ("", &self.model, &self.train),
+            ("nsf.", &self.nsf.model, &self.nsf.train),
+            ("time.", &self.time.model, &self.time.train),
+        ] {
+            train.validate(&format!("{name}train"))?;
+            let needs_unet = self.is_image() && name != "time.";
+            match (&model.unet, needs_unet) {
+                (None, true) => {
+                    return Err(NsgfError::Param(format!(
+                        "{name}model.unet must name the UNet of an image run (mnist, cifar10, tiny)"
+                    )))
+                }
+                (Some(u), false) => {
+                    return Err(NsgfError::Param(format!(
+                        "{name}model.unet = {u:?} is for image runs' velocity fields only"
+                    )))
+                }
+                (Some(u), true) => {
+                    UNetConfig::named(u)?;
+                }
+                (None, false) if model.hidden == 0 || model.layers == 0 => {
+                    return Err(NsgfError::Param(format!(
+                        "{name}model.hidden and {name}model.layers must be at least 1"
+                    )))
+                }
+                _ => {}
             }
         }
         self.sampling.schedule().steps(0.0).map(|_| ())
     }
+
+    /// The NSGF phase's settings.
+    pub fn field_spec(&self) -> FieldSpec<'_> {
+        FieldSpec {
+            nsgf: &self.nsgf,
+            pool: &self.pool,
+            train: &self.train,
+            seed: self.seed,
+        }
+    }
+}
+
+/// The UNet a model config names, for images of shape `[C, H, W]` (the named architecture with
+/// the data's channels and side).
+pub fn unet_config(model: &ModelConfig, shape: [usize; 3]) -> Result<UNetConfig> {
+    let name = model
+        .unet
+        .as_deref()
+        .ok_or_else(|| NsgfError::Param("an image run needs model.unet".into()))?;
+    if shape[1] != shape[2] {
+        return Err(NsgfError::Param(format!(
+            "the UNet needs square images, got {}x{}",
+            shape[1], shape[2]
+        )));
+    }
+    let mut cfg = UNetConfig::named(name)?;
+    cfg.in_channels = shape[0];
+    cfg.image_size = shape[1];
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// What [`train`] did, per network.
@@ -201,154 +297,248 @@ pub struct NsgfppReport {
     pub time: FitOutcome,
 }
 
-/// Regression batches on straight paths for part `part` at gradient step `step` (a pure function
-/// of the seed, the part and the step).
+/// Keyed-draw streams of the straight-path parts (`+ part id`): the pairs, and the times `t`.
+const STREAM_STRAIGHT_PAIRS: u64 = 20;
+const STREAM_STRAIGHT_TIMES: u64 = 30;
+
+/// Regression batch of part `part` at gradient step `step` on straight paths
+/// `X_t = t Y + (1 − t) X₀` with independent pairs (a pure function of the seed, part and step):
+/// `(X_t, t, Y − X₀)`.
 fn straight_batch(
-    problem: Problem,
+    data: &PairData,
     seed: u64,
     part: u64,
     step: usize,
     batch: usize,
 ) -> Result<crate::flows::pool::PoolBatch> {
-    let mut rng = StdRng::seed_from_u64(
-        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (part << 48) ^ step as u64,
-    );
-    let x0 = problem.source().sample(batch, &mut rng);
-    let y = problem.target().sample(batch, &mut rng);
-    RectifiedFlow { k: 1 }.sample(&x0, &y, 2, &mut rng)
+    let (x0, y) = data.pairs(batch, seed, STREAM_STRAIGHT_PAIRS + part, step as u64)?;
+    let mut rng = keyed_rng(seed, STREAM_STRAIGHT_TIMES + part, step as u64, 0);
+    RectifiedFlow { k: 1 }.sample(&x0, &y, data.dim(), &mut rng)
 }
 
 /// Trains one straight-path network in `dir` (resuming from a checkpoint there when asked).
 #[allow(clippy::too_many_arguments)]
 fn train_part<B, M>(
     model: M,
-    cfg: &NsgfppToyConfig,
+    cfg: &NsgfppConfig,
+    data: &PairData,
     part: &PartConfig,
     id: u64,
     dir: &Path,
     device: &B::Device,
     resume: bool,
     show: bool,
-) -> Result<(M, FitOutcome)>
+) -> Result<FitOutcome>
 where
     B: NnAutodiffBackend,
-    M: Regressor<B> + AutodiffModule<B> + burn::store::ModuleSnapshot<B>,
+    M: Regressor<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+    M::InnerModule: ModuleSnapshot<B::InnerBackend>,
 {
-    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
-    let mut optim = AdamConfig::new().init::<B, M>();
-    let mut model = checkpoint::sequential_ids(model, (id + 1) << 40);
-    let mut start = 0;
-    if resume && dir.join(checkpoint::STATE_FILE).exists() {
-        let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
-        (model, optim, start) = (m, o, state.step);
-    }
     let pb = bar(
         part.train.steps as u64,
         show,
         "train {bar:30} {pos}/{len} loss {msg} {per_sec} eta {eta}",
     );
-    let (model, fit) = fit_regression(
-        model,
-        &mut optim,
-        device,
-        start,
-        &part.train,
-        |step| straight_batch(cfg.problem, cfg.seed, id, step, part.train.batch),
-        |step, model, optim| {
-            if part.train.checkpoint_every > 0 && step.is_multiple_of(part.train.checkpoint_every) {
-                checkpoint::save_checkpoint(dir, model, optim, &TrainState { step })?;
-            }
-            Ok(())
-        },
-        &pb,
-    )?;
+    let (_, _, fit) = train_network(model, &part.train, id, dir, device, resume, &pb, |step| {
+        straight_batch(data, cfg.seed, id, step, part.train.batch)
+    })?;
     pb.finish_and_clear();
-    checkpoint::save_checkpoint(dir, &model, &optim, &TrainState { step: fit.steps })?;
-    Ok((model, fit))
+    Ok(fit)
 }
 
-/// Algorithm 3: the NSGF velocity field (`run_dir/nsgf`), the NSF (`run_dir/nsf`) and the time
-/// predictor (`run_dir/time`), with `config.toml` at the top.
+/// Algorithm 3 with the given networks: the NSGF velocity field (`run_dir/nsgf`, Algorithm 1
+/// with `T ≤ 5`), the NSF (`run_dir/nsf`) and the time predictor (`run_dir/time`).
+#[allow(clippy::too_many_arguments)]
+fn train_networks<B, F, P>(
+    cfg: &NsgfppConfig,
+    data: &PairData,
+    run_dir: &Path,
+    device: &B::Device,
+    resume: bool,
+    show: bool,
+    field: impl Fn(&ModelConfig, &B::Device) -> Result<F>,
+    time: impl FnOnce(&B::Device) -> Result<P>,
+) -> Result<NsgfppReport>
+where
+    B: NnAutodiffBackend,
+    F: Regressor<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+    F::InnerModule: ModuleSnapshot<B::InnerBackend>,
+    P: Regressor<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+    P::InnerModule: ModuleSnapshot<B::InnerBackend>,
+{
+    B::seed(device, cfg.seed);
+    let model = field(&cfg.model, device)?;
+    let dir = run_dir.join("nsgf");
+    let (_, _, nsgf) = train_field(model, data, cfg.field_spec(), &dir, device, resume, show)?;
+    B::seed(device, cfg.seed.wrapping_add(1));
+    let model = field(&cfg.nsf.model, device)?;
+    let dir = run_dir.join("nsf");
+    let nsf = train_part(model, cfg, data, &cfg.nsf, 1, &dir, device, resume, show)?;
+    B::seed(device, cfg.seed.wrapping_add(2));
+    let model = time(device)?;
+    let dir = run_dir.join("time");
+    let time = train_part(model, cfg, data, &cfg.time, 2, &dir, device, resume, show)?;
+    Ok(NsgfppReport { nsgf, nsf, time })
+}
+
+/// Algorithm 3: trains the NSGF velocity field (`run_dir/nsgf`), the NSF (`run_dir/nsf`) and the
+/// time predictor (`run_dir/time`), with `config.toml` at the top; MLPs in 2-D, UNets and the
+/// time CNN for images. Each network resumes from its own checkpoint when `resume` is set.
 pub fn train<B: NnAutodiffBackend>(
-    cfg: &NsgfppToyConfig,
+    cfg: &NsgfppConfig,
     run_dir: &Path,
     device: &B::Device,
     resume: bool,
     show: bool,
 ) -> Result<NsgfppReport> {
     cfg.validate()?;
+    let data = cfg.pair_data()?;
+    let mut cfg = cfg.clone();
+    if let Some(shape) = data.image_shape() {
+        if let Some(want) = cfg.image_shape.filter(|&w| w != shape) {
+            return Err(NsgfError::Param(format!(
+                "image_shape = {want:?} in the config, but the data's images are {shape:?}"
+            )));
+        }
+        cfg.image_shape = Some(shape);
+    }
     std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
-    let text = toml::to_string_pretty(cfg)
-        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
-    write_atomic(&run_dir.join(CONFIG_FILE), text.as_bytes())?;
-    let nsgf =
-        nsgf_train::train::<B>(&cfg.nsgf_run(), &run_dir.join("nsgf"), device, resume, show)?;
-    B::seed(device, cfg.seed.wrapping_add(1));
-    let nsf: VelocityMlp<B> = MlpConfig::new(2)
-        .with_hidden(cfg.nsf.model.hidden)
-        .with_layers(cfg.nsf.model.layers)
-        .init(device);
-    let (_, nsf) = train_part(
-        nsf,
-        cfg,
-        &cfg.nsf,
-        1,
-        &run_dir.join("nsf"),
-        device,
-        resume,
-        show,
-    )?;
-    B::seed(device, cfg.seed.wrapping_add(2));
-    let time: TimeMlp<B> = TimeMlpConfig::new(2)
-        .with_hidden(cfg.time.model.hidden)
-        .with_layers(cfg.time.model.layers)
-        .init(device);
-    let (_, time) = train_part(
-        time,
-        cfg,
-        &cfg.time,
-        2,
-        &run_dir.join("time"),
-        device,
-        resume,
-        show,
-    )?;
-    Ok(NsgfppReport { nsgf, nsf, time })
+    write_atomic(&run_dir.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
+    match cfg.image_shape {
+        None => train_networks::<B, _, _>(
+            &cfg,
+            &data,
+            run_dir,
+            device,
+            resume,
+            show,
+            |m, dev| Ok(mlp::<B>(m, dev)),
+            |dev| Ok(time_mlp::<B>(&cfg.time.model, dev)),
+        ),
+        Some(shape) => {
+            tracing::info!(?shape, "NSGF++ on images");
+            train_networks::<B, _, _>(
+                &cfg,
+                &data,
+                run_dir,
+                device,
+                resume,
+                show,
+                |m, dev| unet_config(m, shape)?.init::<B>(dev),
+                |dev| time_cnn::<B>(shape, dev),
+            )
+        }
+    }
 }
 
-/// The three trained networks of a run.
+fn mlp<B: NnBackend>(m: &ModelConfig, dev: &B::Device) -> VelocityMlp<B> {
+    MlpConfig::new(2)
+        .with_hidden(m.hidden)
+        .with_layers(m.layers)
+        .init(dev)
+}
+
+fn time_mlp<B: NnBackend>(m: &ModelConfig, dev: &B::Device) -> TimeMlp<B> {
+    TimeMlpConfig::new(2)
+        .with_hidden(m.hidden)
+        .with_layers(m.layers)
+        .init(dev)
+}
+
+fn time_cnn<B: NnBackend>(shape: [usize; 3], dev: &B::Device) -> Result<TimeCnn<B>> {
+    if shape[1] != shape[2] {
+        return Err(NsgfError::Param(format!(
+            "the time predictor needs square images, got {}x{}",
+            shape[1], shape[2]
+        )));
+    }
+    TimeCnnConfig::new(shape[0], shape[1]).init(dev)
+}
+
+/// The three trained networks of a run (the weights' moving averages where the run kept them).
 pub struct NsgfppRun<B: NnBackend> {
-    pub config: NsgfppToyConfig,
-    pub nsgf: VelocityMlp<B>,
-    pub nsf: VelocityMlp<B>,
-    pub time: TimeMlp<B>,
+    pub config: NsgfppConfig,
+    pub nsgf: Box<dyn VectorField<B>>,
+    pub nsf: Box<dyn VectorField<B>>,
+    pub time: Box<dyn TimePredictor<B>>,
+}
+
+/// The weights of the network in `dir`: its moving average when the run kept one, else the
+/// trained weights.
+fn load_weights<B: NnBackend, M: Module<B> + ModuleSnapshot<B>>(model: M, dir: &Path) -> Result<M> {
+    let ema = dir.join(EMA_FILE);
+    if ema.exists() {
+        checkpoint::load_model(model, &ema)
+    } else {
+        checkpoint::load_model(model, &dir.join(MODEL_FILE))
+    }
 }
 
 /// Loads a run written by [`train`].
 pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<NsgfppRun<B>> {
-    let config = NsgfppToyConfig::load(&run_dir.join(CONFIG_FILE))?;
-    let mlp = |m: &ModelConfig| {
-        MlpConfig::new(2)
-            .with_hidden(m.hidden)
-            .with_layers(m.layers)
-            .init::<B>(device)
+    let config = NsgfppConfig::load(&run_dir.join(CONFIG_FILE))?;
+    let (nsgf_dir, nsf_dir, time_dir) = (
+        run_dir.join("nsgf"),
+        run_dir.join("nsf"),
+        run_dir.join("time"),
+    );
+    let run = match (config.is_image(), config.image_shape) {
+        (false, _) => NsgfppRun {
+            nsgf: Box::new(load_weights(mlp::<B>(&config.model, device), &nsgf_dir)?),
+            nsf: Box::new(load_weights(mlp::<B>(&config.nsf.model, device), &nsf_dir)?),
+            time: Box::new(load_weights(
+                time_mlp::<B>(&config.time.model, device),
+                &time_dir,
+            )?),
+            config,
+        },
+        (true, Some(shape)) => NsgfppRun {
+            nsgf: Box::new(load_weights(
+                unet_config(&config.model, shape)?.init::<B>(device)?,
+                &nsgf_dir,
+            )?),
+            nsf: Box::new(load_weights(
+                unet_config(&config.nsf.model, shape)?.init::<B>(device)?,
+                &nsf_dir,
+            )?),
+            time: Box::new(load_weights(time_cnn::<B>(shape, device)?, &time_dir)?),
+            config,
+        },
+        (true, None) => {
+            return Err(NsgfError::format(
+                run_dir.join(CONFIG_FILE),
+                "an image run's config.toml must state image_shape (written by `nsgf train`)",
+            ))
+        }
     };
-    let nsgf = checkpoint::load_model(mlp(&config.model), &run_dir.join("nsgf").join(MODEL_FILE))?;
-    let nsf = checkpoint::load_model(
-        mlp(&config.nsf.model),
-        &run_dir.join("nsf").join(MODEL_FILE),
-    )?;
-    let time = TimeMlpConfig::new(2)
-        .with_hidden(config.time.model.hidden)
-        .with_layers(config.time.model.layers)
-        .init::<B>(device);
-    let time = checkpoint::load_model(time, &run_dir.join("time").join(MODEL_FILE))?;
-    Ok(NsgfppRun {
-        config,
-        nsgf,
-        nsf,
-        time,
-    })
+    Ok(run)
+}
+
+/// Keyed-draw stream of the source samples drawn for sampling.
+const STREAM_SAMPLING: u64 = 40;
+
+/// `n` source rows of a run, draw `index` of the sampling stream of `seed`: the problem's source
+/// in 2-D, `N(0, I)` for images.
+pub fn source_rows(config: &NsgfppConfig, n: usize, seed: u64, index: u64) -> Result<Vec<f32>> {
+    let mut rng = keyed_rng(seed, STREAM_SAMPLING, index, 0);
+    match (config.problem, config.image_shape) {
+        (Some(p), _) => Ok(p.source().sample(n, &mut rng)),
+        (None, Some(shape)) => {
+            use rand::RngExt;
+            let d: usize = shape.iter().product();
+            Ok((0..n * d)
+                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+                .collect())
+        }
+        (None, None) => Err(NsgfError::Param(
+            "the run names neither a problem nor an image shape".into(),
+        )),
+    }
+}
+
+/// Row dimension of a run's samples.
+pub fn dim(config: &NsgfppConfig) -> usize {
+    config.image_shape.map(|s| s.iter().product()).unwrap_or(2)
 }
 
 /// Algorithm 4 on `n` fresh source samples (seeded), with the run's sampling settings unless
@@ -365,12 +555,12 @@ pub fn sample<B: NnBackend>(
             "the number of samples must be at least 1".into(),
         ));
     }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let x0 = sample_tensor(run.config.problem.source(), n, &mut rng, device);
+    let x0 = source_rows(&run.config, n, seed, 0)?;
+    let x0 = crate::convert::rows_to_tensor(x0, n, dim(&run.config), device);
     sample_from(run, x0, schedule, |_| {})
 }
 
-/// Algorithm 4 from given source samples `x0 (n, 2)`; `on_state` sees the state after every
+/// Algorithm 4 from given source samples `x0 (n, d)`; `on_state` sees the state after every
 /// network evaluation (see [`nsgfpp_sample`]).
 pub fn sample_from<B: NnBackend>(
     run: &NsgfppRun<B>,
@@ -379,13 +569,65 @@ pub fn sample_from<B: NnBackend>(
     on_state: impl FnMut(&burn::tensor::Tensor<B, 2>),
 ) -> Result<NsgfppSamples<B>> {
     nsgfpp_sample(
-        &run.nsgf,
+        run.nsgf.as_ref(),
         run.config.nsgf.steps,
-        &run.time,
-        &run.nsf,
+        run.time.as_ref(),
+        run.nsf.as_ref(),
         schedule.unwrap_or_else(|| run.config.sampling.schedule()),
         run.config.sampling.solver,
         x0,
         on_state,
     )
+}
+
+/// Host copies of Algorithm 4's outputs for many samples.
+#[derive(Clone, Debug)]
+pub struct SampledRows {
+    /// Final samples `(n, d)`.
+    pub x: Vec<f32>,
+    /// The states after the NSGF phase `(n, d)`.
+    pub after_nsgf: Vec<f32>,
+    /// `t̂` of every sample.
+    pub t_hat: Vec<f32>,
+    /// Network evaluations per batch (the same for every batch when the schedule is `Steps`).
+    pub nfe: usize,
+}
+
+/// Algorithm 4 on `n` samples in batches of at most `batch` (batch `i` draws its sources as
+/// draw `i` of the sampling stream of `seed`, so the samples do not depend on how many are
+/// asked for, only on `batch`). `progress(done)` after each batch.
+pub fn sample_many<B: NnBackend>(
+    run: &NsgfppRun<B>,
+    n: usize,
+    batch: usize,
+    schedule: Option<NsfSchedule>,
+    seed: u64,
+    device: &B::Device,
+    mut progress: impl FnMut(usize),
+) -> Result<SampledRows> {
+    if n == 0 || batch == 0 {
+        return Err(NsgfError::Param(
+            "the number of samples and the batch must be at least 1".into(),
+        ));
+    }
+    let d = dim(&run.config);
+    let mut out = SampledRows {
+        x: Vec::with_capacity(n * d),
+        after_nsgf: Vec::with_capacity(n * d),
+        t_hat: Vec::with_capacity(n),
+        nfe: 0,
+    };
+    for (i, start) in (0..n).step_by(batch).enumerate() {
+        let m = batch.min(n - start);
+        let x0 = source_rows(&run.config, m, seed, i as u64)?;
+        let x0 = crate::convert::rows_to_tensor(x0, m, d, device);
+        let s = sample_from(run, x0, schedule, |_| {})?;
+        out.x.extend(crate::convert::to_f32_vec(s.x)?);
+        out.after_nsgf
+            .extend(crate::convert::to_f32_vec(s.after_nsgf)?);
+        out.t_hat.extend(crate::convert::to_f32_vec(s.t_hat)?);
+        out.nfe = out.nfe.max(s.nfe);
+        progress(start + m);
+    }
+    Ok(out)
 }

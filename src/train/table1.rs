@@ -510,6 +510,7 @@ fn train_matcher<B: NnAutodiffBackend>(
         lr_schedule: settings.lr_schedule,
         checkpoint_every: 0,
         threads: settings.threads,
+        ..OptimConfig::default()
     };
     let mut optim = AdamConfig::new().init::<B, VelocityMlp<B>>();
     let pb = bar(
@@ -520,9 +521,10 @@ fn train_matcher<B: NnAutodiffBackend>(
             method.label()
         ),
     );
-    let (model, fit) = fit_regression(
+    let (model, _, fit) = fit_regression(
         new_model::<B>(dev),
         &mut optim,
+        None,
         dev,
         0,
         &opt,
@@ -536,7 +538,7 @@ fn train_matcher<B: NnAutodiffBackend>(
             };
             matcher.sample(&x0, &x1, 2, &mut rng)
         },
-        |_, _, _| Ok(()),
+        |_, _, _, _| Ok(()),
         &pb,
     )?;
     pb.finish_and_clear();
@@ -590,7 +592,7 @@ fn train_nsgfpp_cell<B: NnAutodiffBackend>(
     let t0 = Instant::now();
     let path = nsgfpp_config_path(settings, problem);
     let mut cfg = NsgfppToyConfig::load(&path)?;
-    same_problem(cfg.problem, problem, &path)?;
+    same_problem(cfg.toy_problem()?, problem, &path)?;
     cfg.seed = seed;
     // The same budget per network as every other method (the time predictor: half of it).
     for (opt, steps) in [

@@ -1,0 +1,305 @@
+//! Flow-matching runs from a config (`method = "cfm"`): the baselines of the image experiments
+//! (FM, I-CFM, OT-CFM, SI, 1-RF; torchcfm's objectives, [`crate::flows::matching`]) trained by
+//! the same loop, on the same data draws and with the same checkpoints, moving average and
+//! resume as NSGF++ ([`super::fit::train_network`]), on a 2-D problem (MLP) or images (UNet).
+//! Sampling integrates the learned field from `τ = 0` to 1 with a fixed-step solver (NFE =
+//! steps × evaluations per step).
+//!
+//! The run directory holds `config.toml` and the network's checkpoint files directly.
+
+use super::checkpoint::{CONFIG_FILE, EMA_FILE, MODEL_FILE};
+use super::config::{parse_config, read_config, ModelConfig, OptimConfig};
+use super::fit::{bar, train_network, FitOutcome};
+use super::nsgfpp::unet_config;
+use crate::data::loader::keyed_rng;
+use crate::data::pairs::{self, ImageDataConfig, PairData};
+use crate::data::toy2d::Problem;
+use crate::error::{NsgfError, Result};
+use crate::flows::matching::MatcherKind;
+use crate::flows::samplers::{integrate, Solver};
+use crate::flows::VectorField;
+use crate::io::npy::write_atomic;
+use crate::models::mlp::{MlpConfig, VelocityMlp};
+use crate::models::ops::{NnAutodiffBackend, NnBackend};
+use crate::models::Regressor;
+use burn::module::{AutodiffModule, Module};
+use burn::store::ModuleSnapshot;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The `method` key of a flow-matching config.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CfmMethod {
+    #[default]
+    #[serde(rename = "cfm")]
+    Cfm,
+}
+
+/// Sampling settings of a flow-matching run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CfmSampling {
+    /// Uniform solver steps on `τ ∈ [0, 1]`.
+    pub steps: usize,
+    /// ODE scheme.
+    pub solver: Solver,
+}
+
+impl Default for CfmSampling {
+    fn default() -> Self {
+        Self {
+            steps: 20,
+            solver: Solver::Euler,
+        }
+    }
+}
+
+/// A flow-matching run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CfmConfig {
+    /// Always `"cfm"`.
+    pub method: CfmMethod,
+    /// The objective.
+    pub matcher: MatcherKind,
+    /// Its `σ` (torchcfm's image examples: 0).
+    #[serde(default)]
+    pub sigma: f64,
+    /// The 2-D problem (or `data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+    /// The image training set (or `problem`); the source is `N(0, I)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ImageDataConfig>,
+    /// `[C, H, W]`, written by `nsgf train` for image runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<[usize; 3]>,
+    /// Seed of every random draw.
+    #[serde(default)]
+    pub seed: u64,
+    /// The velocity network (an MLP, or `unet = "…"` for images).
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Optimisation.
+    #[serde(default)]
+    pub train: OptimConfig,
+    /// Sampling.
+    #[serde(default)]
+    pub sampling: CfmSampling,
+}
+
+impl CfmConfig {
+    /// Parses and validates TOML text (`origin` names it in errors).
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        parse_config(text, origin, Self::validate)
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        read_config(path, Self::validate)
+    }
+
+    /// True for an image run.
+    pub fn is_image(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// Range checks.
+    pub fn validate(&self) -> Result<()> {
+        if self.problem.is_some() == self.data.is_some() {
+            return Err(NsgfError::Param(
+                "a flow-matching config names either a 2-D `problem` or an image `[data]` set"
+                    .into(),
+            ));
+        }
+        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
+            return Err(NsgfError::Param(format!(
+                "sigma must be finite and >= 0, got {}",
+                self.sigma
+            )));
+        }
+        self.train.validate("train")?;
+        match (&self.model.unet, self.is_image()) {
+            (None, true) => {
+                return Err(NsgfError::Param(
+                    "model.unet must name the UNet of an image run (mnist, cifar10, tiny)".into(),
+                ))
+            }
+            (Some(u), false) => {
+                return Err(NsgfError::Param(format!(
+                    "model.unet = {u:?} is for image runs only"
+                )))
+            }
+            _ => {}
+        }
+        if self.sampling.steps == 0 {
+            return Err(NsgfError::Param("sampling.steps must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Keyed-draw streams of the training pairs and of the matcher's own draws (τ, ε).
+const STREAM_PAIRS: u64 = 50;
+const STREAM_MATCHER: u64 = 51;
+/// Keyed-draw stream of the sources drawn for sampling.
+const STREAM_SAMPLING: u64 = 52;
+
+/// Trains a flow-matching run into `run_dir` (resuming from its checkpoint when asked).
+pub fn train<B: NnAutodiffBackend>(
+    cfg: &CfmConfig,
+    run_dir: &Path,
+    device: &B::Device,
+    resume: bool,
+    show: bool,
+) -> Result<FitOutcome> {
+    cfg.validate()?;
+    let data = pairs::resolve(cfg.problem, cfg.data.as_ref())?;
+    let mut cfg = cfg.clone();
+    if let Some(shape) = data.image_shape() {
+        if let Some(want) = cfg.image_shape.filter(|&w| w != shape) {
+            return Err(NsgfError::Param(format!(
+                "image_shape = {want:?} in the config, but the data's images are {shape:?}"
+            )));
+        }
+        cfg.image_shape = Some(shape);
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
+    let text = toml::to_string_pretty(&cfg)
+        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+    write_atomic(&run_dir.join(CONFIG_FILE), text.as_bytes())?;
+    B::seed(device, cfg.seed);
+    match cfg.image_shape {
+        None => {
+            let model: VelocityMlp<B> = mlp(&cfg.model, device);
+            fit(model, &cfg, &data, run_dir, device, resume, show)
+        }
+        Some(shape) => {
+            let model = unet_config(&cfg.model, shape)?.init::<B>(device)?;
+            fit(model, &cfg, &data, run_dir, device, resume, show)
+        }
+    }
+}
+
+fn mlp<B: NnBackend>(m: &ModelConfig, dev: &B::Device) -> VelocityMlp<B> {
+    MlpConfig::new(2)
+        .with_hidden(m.hidden)
+        .with_layers(m.layers)
+        .init(dev)
+}
+
+fn fit<B, M>(
+    model: M,
+    cfg: &CfmConfig,
+    data: &PairData,
+    dir: &Path,
+    device: &B::Device,
+    resume: bool,
+    show: bool,
+) -> Result<FitOutcome>
+where
+    B: NnAutodiffBackend,
+    M: Regressor<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+    M::InnerModule: ModuleSnapshot<B::InnerBackend>,
+{
+    let matcher = cfg.matcher.build(cfg.sigma);
+    let pb = bar(
+        cfg.train.steps as u64,
+        show,
+        "train {bar:30} {pos}/{len} loss {msg} {per_sec} eta {eta}",
+    );
+    let d = data.dim();
+    let (_, _, outcome) = train_network(model, &cfg.train, 0, dir, device, resume, &pb, |step| {
+        let (x0, y) = data.pairs(cfg.train.batch, cfg.seed, STREAM_PAIRS, step as u64)?;
+        let mut rng = keyed_rng(cfg.seed, STREAM_MATCHER, step as u64, 0);
+        matcher.sample(&x0, &y, d, &mut rng)
+    })?;
+    pb.finish_and_clear();
+    Ok(outcome)
+}
+
+/// A trained flow-matching run (its moving average where it kept one).
+pub struct CfmRun<B: NnBackend> {
+    pub config: CfmConfig,
+    pub model: Box<dyn VectorField<B>>,
+}
+
+fn load_weights<B: NnBackend, M: Module<B> + ModuleSnapshot<B>>(model: M, dir: &Path) -> Result<M> {
+    let ema = dir.join(EMA_FILE);
+    if ema.exists() {
+        super::checkpoint::load_model(model, &ema)
+    } else {
+        super::checkpoint::load_model(model, &dir.join(MODEL_FILE))
+    }
+}
+
+/// Loads a run written by [`train`].
+pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<CfmRun<B>> {
+    let config = CfmConfig::load(&run_dir.join(CONFIG_FILE))?;
+    let model: Box<dyn VectorField<B>> = match (config.is_image(), config.image_shape) {
+        (false, _) => Box::new(load_weights(mlp::<B>(&config.model, device), run_dir)?),
+        (true, Some(shape)) => Box::new(load_weights(
+            unet_config(&config.model, shape)?.init::<B>(device)?,
+            run_dir,
+        )?),
+        (true, None) => {
+            return Err(NsgfError::format(
+                run_dir.join(CONFIG_FILE),
+                "an image run's config.toml must state image_shape (written by `nsgf train`)",
+            ))
+        }
+    };
+    Ok(CfmRun { config, model })
+}
+
+/// `n` source rows of draw `index` of the sampling stream of `seed`.
+fn source_rows(config: &CfmConfig, n: usize, seed: u64, index: u64) -> Result<Vec<f32>> {
+    let mut rng = keyed_rng(seed, STREAM_SAMPLING, index, 0);
+    match (config.problem, config.image_shape) {
+        (Some(p), _) => Ok(p.source().sample(n, &mut rng)),
+        (None, Some(shape)) => {
+            use rand::RngExt;
+            let d: usize = shape.iter().product();
+            Ok((0..n * d)
+                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+                .collect())
+        }
+        (None, None) => Err(NsgfError::Param(
+            "the run names neither a problem nor an image shape".into(),
+        )),
+    }
+}
+
+/// `n` samples `(n, d)` with `steps` steps of `solver` on `τ ∈ [0, 1]`, in batches of at most
+/// `batch` (batch `i` draws its sources as draw `i` of the sampling stream of `seed`). Returns
+/// the samples and the NFE per sample. `progress(done)` after each batch.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_many<B: NnBackend>(
+    run: &CfmRun<B>,
+    n: usize,
+    batch: usize,
+    steps: usize,
+    solver: Solver,
+    seed: u64,
+    device: &B::Device,
+    mut progress: impl FnMut(usize),
+) -> Result<(Vec<f32>, usize)> {
+    if n == 0 || batch == 0 || steps == 0 {
+        return Err(NsgfError::Param(
+            "the number of samples, the batch and the steps must be at least 1".into(),
+        ));
+    }
+    let d = run.config.image_shape.map_or(2, |s| s.iter().product());
+    let mut out = Vec::with_capacity(n * d);
+    let mut nfe = 0;
+    for (i, start) in (0..n).step_by(batch).enumerate() {
+        let m = batch.min(n - start);
+        let x0 = source_rows(&run.config, m, seed, i as u64)?;
+        let x0 = crate::convert::rows_to_tensor(x0, m, d, device);
+        let (x, k) = integrate(run.model.as_ref(), x0, 0.0, 1.0, steps, solver, |_, _| {})?;
+        out.extend(crate::convert::to_f32_vec(x)?);
+        nfe = k;
+        progress(start + m);
+    }
+    Ok((out, nfe))
+}

@@ -1,0 +1,309 @@
+//! NSGF++ on images end to end at a tiny size (16x16 grey images, the `tiny` UNet, the paper's
+//! time-predictor CNN): Algorithm 3 trains the three networks through the streaming trajectory
+//! pool, resumes to the same bits as an uninterrupted run (pool refreshes, EMA, clipping and
+//! warm-up included), and Algorithm 4 samples with the NFE it reports; the CLI writes the
+//! samples as a uint8 `.npy` and the Fig. 5-style grid.
+
+use nsgf::backend::{Cpu, CpuAutodiff};
+use nsgf::io::npy::{write_npy, NpyArray};
+use nsgf::train::nsgfpp::{load_run, sample_many, train, NsgfppConfig};
+use std::path::Path;
+use std::process::Command;
+
+/// Model initialisation draws from the backend's global RNG (`Backend::seed`): tests that
+/// compare seeded runs take this lock so that no other test reseeds it meanwhile.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// 48 images 16x16: a bright square at one of 4 positions on a dark background.
+fn write_images(path: &Path) {
+    let mut data = Vec::with_capacity(48 * 256);
+    for i in 0..48 {
+        let (oy, ox) = [(2, 2), (2, 9), (9, 2), (9, 9)][i % 4];
+        for y in 0..16 {
+            for x in 0..16 {
+                let inside = (oy..oy + 5).contains(&y) && (ox..ox + 5).contains(&x);
+                data.push(if inside { 230 } else { 10 + (i as u8 % 7) });
+            }
+        }
+    }
+    write_npy(path, &NpyArray::u8(vec![48, 16, 16], data)).unwrap();
+}
+
+fn config(images: &Path) -> String {
+    format!(
+        r#"
+method = "nsgfpp"
+seed = 5
+[data]
+dataset = {{ kind = "images", path = "{}" }}
+[nsgf]
+steps = 3
+eta = 0.3
+batch = 16
+[nsgf.sinkhorn]
+blur = 0.5
+scaling = 0.8
+[pool]
+batches = 2
+refresh_every = 2
+refresh_batches = 1
+f16 = true
+[model]
+unet = "tiny"
+[train]
+steps = 6
+batch = 4
+lr = 1e-3
+warmup = 3
+grad_clip = 1.0
+ema = 0.99
+checkpoint_every = 3
+log_every = 2
+[nsf.model]
+unet = "tiny"
+[nsf.train]
+steps = 4
+batch = 4
+ema = 0.99
+checkpoint_every = 2
+[time.train]
+steps = 4
+batch = 8
+[sampling]
+nsf_steps = 2
+"#,
+        images.display()
+    )
+}
+
+#[test]
+fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images.npy");
+    write_images(&images);
+    let cfg = NsgfppConfig::from_toml(&config(&images), Path::new("tiny.toml")).unwrap();
+    let dev = Default::default();
+    let _seeded = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+
+    let full = dir.path().join("full");
+    let report = train::<CpuAutodiff>(&cfg, &full, &dev, false, false).unwrap();
+    assert_eq!(
+        (report.nsgf.steps, report.nsf.steps, report.time.steps),
+        (6, 4, 4)
+    );
+    // 2 flows x 3 steps x 16 particles of 256 values in f16 (+ f32 times).
+    assert_eq!(report.nsgf.pool_samples, 96);
+    assert_eq!(report.nsgf.pool_bytes, 96 * (2 * 2 * 256 + 4));
+    assert!(report.nsgf.final_loss.is_finite() && report.time.final_loss < 0.5);
+    let metrics = std::fs::read_to_string(full.join("nsgf/metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, vec![2, 4, 6]);
+    assert!(full.join("nsgf/ema.safetensors").exists());
+
+    // Interrupted after 3 NSGF steps (a checkpoint; refreshes at steps 2 and 4 straddle it) and 2
+    // NSF steps, then resumed: every file of the three networks equals the uninterrupted run's.
+    let parts = dir.path().join("parts");
+    let mut first = cfg.clone();
+    first.train.steps = 3;
+    first.nsf.train.steps = 2;
+    first.time.train.steps = 1;
+    train::<CpuAutodiff>(&first, &parts, &dev, false, false).unwrap();
+    train::<CpuAutodiff>(&cfg, &parts, &dev, true, false).unwrap();
+    for file in [
+        "nsgf/model.safetensors",
+        "nsgf/ema.safetensors",
+        "nsf/model.safetensors",
+        "nsf/ema.safetensors",
+        "time/model.safetensors",
+    ] {
+        let a = std::fs::read(full.join(file)).unwrap();
+        let b = std::fs::read(parts.join(file)).unwrap();
+        assert!(
+            a == b,
+            "{file}: the resumed run differs from the uninterrupted one"
+        );
+    }
+    // The interrupted run logged its last step (3); the resumed one continues after it.
+    let resumed = std::fs::read_to_string(parts.join("nsgf/metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = resumed
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, vec![2, 3, 4, 6], "{resumed}");
+
+    // Algorithm 4: NFE = T + 1 + NSF steps; samples do not depend on how many are asked for.
+    let run = load_run::<Cpu>(&full, &dev).unwrap();
+    assert_eq!(run.config.image_shape, Some([1, 16, 16]));
+    let a = sample_many(&run, 5, 4, None, 9, &dev, |_| {}).unwrap();
+    assert_eq!(a.nfe, 3 + 1 + 2);
+    assert_eq!(
+        (a.x.len(), a.after_nsgf.len(), a.t_hat.len()),
+        (5 * 256, 5 * 256, 5)
+    );
+    assert!(a.x.iter().all(|v| v.is_finite()));
+    assert!(a.t_hat.iter().all(|t| (0.0..=1.0).contains(t)));
+    let b = sample_many(&run, 3, 4, None, 9, &dev, |_| {}).unwrap();
+    assert_eq!(&a.x[..3 * 256], &b.x[..]);
+
+    // The CLI: uint8 samples, a PNG folder, the grid, and --nfe checked against the run.
+    let bin = env!("CARGO_BIN_EXE_nsgf");
+    let npy = dir.path().join("samples.npy");
+    let grid = dir.path().join("grid.png");
+    let out = Command::new(bin)
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args(["--n", "6", "--nfe", "7", "--out"])
+        .arg(&npy)
+        .arg("--grid")
+        .arg(&grid)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("NFE = 7"), "{stderr}");
+    let arr = nsgf::data::images::read_image_npy(&npy).unwrap();
+    assert_eq!((arr.n, arr.height, arr.width, arr.channels), (6, 16, 16, 1));
+    let g = image::open(&grid).unwrap();
+    assert_eq!(g.width(), 10 * 18 + 2);
+    let pngs = dir.path().join("pngs");
+    let out = Command::new(bin)
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args(["--n", "2", "--out"])
+        .arg(&pngs)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(pngs.join("000001.png").exists());
+    let out = Command::new(bin)
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args(["--n", "2", "--nfe", "4", "--out"])
+        .arg(&npy)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("NFE must be 4 + k*1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_image_configs_are_clear_errors() {
+    let images = Path::new("/nonexistent/images.npy");
+    let text = config(images);
+    let parse = |t: &str| NsgfppConfig::from_toml(t, Path::new("x.toml"));
+    assert!(parse(&text).is_ok());
+    let e = parse(&text.replace("[model]\nunet = \"tiny\"", "[model]\nhidden = 8"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.unet"), "{e}");
+    let e = parse(&text.replace("unet = \"tiny\"", "unet = \"huge\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("huge"), "{e}");
+    let e = parse(&format!("problem = \"moons\"\n{text}"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("either"), "{e}");
+    let e = parse(&text.replace("grad_clip = 1.0", "grad_clip = -1.0"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("grad_clip"), "{e}");
+    // The data is read when training starts: a missing file is named.
+    let cfg = parse(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = train::<CpuAutodiff>(&cfg, dir.path(), &Default::default(), false, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent/images.npy"), "{e}");
+}
+
+#[test]
+fn tiny_image_flow_matching_trains_resumes_exactly_and_samples() {
+    use nsgf::train::cfm;
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images.npy");
+    write_images(&images);
+    let text = format!(
+        r#"
+method = "cfm"
+matcher = "otcfm"
+seed = 2
+[data]
+dataset = {{ kind = "images", path = "{}" }}
+[model]
+unet = "tiny"
+[train]
+steps = 4
+batch = 4
+warmup = 2
+grad_clip = 1.0
+ema = 0.9
+checkpoint_every = 2
+[sampling]
+steps = 3
+"#,
+        images.display()
+    );
+    let cfg = cfm::CfmConfig::from_toml(&text, Path::new("cfm.toml")).unwrap();
+    let dev = Default::default();
+    let _seeded = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    let full = dir.path().join("full");
+    let report = cfm::train::<CpuAutodiff>(&cfg, &full, &dev, false, false).unwrap();
+    assert_eq!(report.steps, 4);
+    let parts = dir.path().join("parts");
+    let mut first = cfg.clone();
+    first.train.steps = 2;
+    cfm::train::<CpuAutodiff>(&first, &parts, &dev, false, false).unwrap();
+    cfm::train::<CpuAutodiff>(&cfg, &parts, &dev, true, false).unwrap();
+    for file in ["model.safetensors", "ema.safetensors"] {
+        let a = std::fs::read(full.join(file)).unwrap();
+        let b = std::fs::read(parts.join(file)).unwrap();
+        assert!(
+            a == b,
+            "{file}: the resumed run differs from the uninterrupted one"
+        );
+    }
+    let run = cfm::load_run::<Cpu>(&full, &dev).unwrap();
+    let (x, nfe) = cfm::sample_many(
+        &run,
+        3,
+        2,
+        3,
+        nsgf::flows::samplers::Solver::Heun,
+        0,
+        &dev,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!((x.len(), nfe), (3 * 256, 6));
+    assert!(x.iter().all(|v| v.is_finite()));
+
+    let npy = dir.path().join("s.npy");
+    let out = Command::new(env!("CARGO_BIN_EXE_nsgf"))
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args(["--n", "3", "--nfe", "4", "--solver", "heun", "--out"])
+        .arg(&npy)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("NFE = 4"),
+        "{stderr}"
+    );
+    assert_eq!(nsgf::data::images::read_image_npy(&npy).unwrap().n, 3);
+}
