@@ -282,14 +282,16 @@ steps = 3
         &run,
         3,
         2,
-        3,
-        nsgf::flows::samplers::Solver::Heun,
+        cfm::Integration::Fixed {
+            steps: 3,
+            solver: nsgf::flows::samplers::Solver::Heun,
+        },
         0,
         &dev,
         |_| {},
     )
     .unwrap();
-    assert_eq!((x.len(), nfe), (3 * 256, 6));
+    assert_eq!((x.len(), nfe), (3 * 256, 6.0));
     assert!(x.iter().all(|v| v.is_finite()));
 
     let npy = dir.path().join("s.npy");

@@ -11,7 +11,7 @@
 //!
 //! Inference (Algorithm 4) is [`nsgfpp_sample`].
 
-use super::samplers::{integrate, integrate_rows, Solver};
+use super::samplers::{integrate, integrate_adaptive_rows, integrate_rows, Solver, Tolerance};
 use super::{TimePredictor, VectorField};
 use crate::error::{NsgfError, Result};
 use burn::tensor::{backend::Backend, Tensor};
@@ -26,6 +26,9 @@ pub enum NsfSchedule {
     /// Algorithm 4's step size `ω`: `K = ⌈(1 − min_i t̂_i)/ω⌉` steps, each sample's of size
     /// `(1 − t̂_i)/K ≤ ω`.
     Omega(f64),
+    /// Adaptive Dormand–Prince 5(4) with `atol = rtol =` this tolerance
+    /// ([`integrate_adaptive_rows`]); the solver setting is not used.
+    Adaptive(f64),
 }
 
 impl NsfSchedule {
@@ -40,9 +43,26 @@ impl NsfSchedule {
                 "the NSF step size omega must be > 0, got {w}"
             ))),
             NsfSchedule::Omega(w) => Ok((((1.0 - t_min) / w).ceil() as usize).max(1)),
+            NsfSchedule::Adaptive(_) => Err(NsgfError::Param(
+                "an adaptive NSF has no fixed number of steps".into(),
+            )),
+        }
+    }
+
+    /// Checks the schedule's parameter.
+    pub fn validate(self) -> Result<()> {
+        match self {
+            NsfSchedule::Adaptive(tol) if !(tol.is_finite() && tol > 0.0) => Err(NsgfError::Param(
+                format!("the adaptive NSF's tolerance must be > 0, got {tol}"),
+            )),
+            NsfSchedule::Adaptive(_) => Ok(()),
+            other => other.steps(0.0).map(|_| ()),
         }
     }
 }
+
+/// Attempted steps after which the adaptive NSF gives up.
+pub const MAX_ADAPTIVE_STEPS: usize = 10_000;
 
 /// What [`nsgfpp_sample`] returns.
 #[derive(Clone, Debug)]
@@ -88,20 +108,37 @@ pub fn nsgfpp_sample<B: Backend>(
             "the time predictor returned NaN".into(),
         ));
     }
-    let k = schedule.steps(t_min)?;
-    let (x, nfe_nsf) = integrate_rows(
-        nsf,
-        after_nsgf.clone(),
-        t_hat.clone(),
-        1.0,
-        k,
-        solver,
-        |j, x| {
-            if j > 0 {
-                on_state(x)
-            }
-        },
-    )?;
+    let (x, k, nfe_nsf) = match schedule {
+        NsfSchedule::Adaptive(tol) => {
+            let out = integrate_adaptive_rows(
+                nsf,
+                after_nsgf.clone(),
+                t_hat.clone(),
+                1.0,
+                Tolerance::both(tol),
+                MAX_ADAPTIVE_STEPS,
+            )?;
+            on_state(&out.x);
+            (out.x, out.steps, out.nfe)
+        }
+        _ => {
+            let k = schedule.steps(t_min)?;
+            let (x, nfe) = integrate_rows(
+                nsf,
+                after_nsgf.clone(),
+                t_hat.clone(),
+                1.0,
+                k,
+                solver,
+                |j, x| {
+                    if j > 0 {
+                        on_state(x)
+                    }
+                },
+            )?;
+            (x, k, nfe)
+        }
+    };
     Ok(NsgfppSamples {
         x,
         after_nsgf,
@@ -184,17 +221,20 @@ mod tests {
                 t.push(t0);
             }
         }
-        let out = nsgfpp_sample(
-            &Still,
-            3,
-            &Known(col(t)),
-            &ExactNsf,
-            NsfSchedule::Steps(40),
-            Solver::Rk4,
-            col(x),
-            |_| {},
-        )
-        .unwrap();
+        let run = |schedule| {
+            nsgfpp_sample(
+                &Still,
+                3,
+                &Known(col(t.clone())),
+                &ExactNsf,
+                schedule,
+                Solver::Rk4,
+                col(x.clone()),
+                |_| {},
+            )
+            .unwrap()
+        };
+        let out = run(NsfSchedule::Steps(40));
         assert_eq!(out.nfe, 3 + 1 + 40 * 4);
         assert_eq!(out.nsf_steps, 40);
         let y = to_f64_vec(out.x).unwrap();
@@ -207,6 +247,20 @@ mod tests {
                 v.sqrt()
             );
         }
+        // The adaptive NSF lands on the same points as 40 RK4 steps, with the NFE it spent.
+        let adaptive = run(NsfSchedule::Adaptive(1e-6));
+        let z = to_f64_vec(adaptive.x).unwrap();
+        let worst = y
+            .iter()
+            .zip(&z)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-4, "adaptive vs RK4: {worst}");
+        // T + t_φ + 2 (first evaluation, step selection) + 6 per attempted step (≥ accepted).
+        let attempts = (adaptive.nfe - 3 - 1 - 2) / 6;
+        assert_eq!(adaptive.nfe, 3 + 1 + 2 + 6 * attempts);
+        assert!(attempts >= adaptive.nsf_steps && adaptive.nsf_steps > 1);
+        assert!(NsfSchedule::Adaptive(0.0).validate().is_err());
     }
 
     #[test]

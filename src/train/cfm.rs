@@ -16,7 +16,7 @@ use crate::data::pairs::{self, ImageDataConfig, PairData};
 use crate::data::toy2d::Problem;
 use crate::error::{NsgfError, Result};
 use crate::flows::matching::MatcherKind;
-use crate::flows::samplers::{integrate, Solver};
+use crate::flows::samplers::{integrate, integrate_adaptive_rows, Solver, Tolerance};
 use crate::flows::VectorField;
 use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
@@ -270,35 +270,66 @@ fn source_rows(config: &CfmConfig, n: usize, seed: u64, index: u64) -> Result<Ve
     }
 }
 
-/// `n` samples `(n, d)` with `steps` steps of `solver` on `τ ∈ [0, 1]`, in batches of at most
-/// `batch` (batch `i` draws its sources as draw `i` of the sampling stream of `seed`). Returns
-/// the samples and the NFE per sample. `progress(done)` after each batch.
+/// How a flow-matching run integrates its ODE on `τ ∈ [0, 1]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Integration {
+    /// `steps` uniform steps of a fixed-step solver.
+    Fixed { steps: usize, solver: Solver },
+    /// Adaptive Dormand–Prince 5(4) with `atol = rtol = tol`.
+    Adaptive { tol: f64 },
+}
+
+/// `n` samples `(n, d)`, in batches of at most `batch` (batch `i` draws its sources as draw `i`
+/// of the sampling stream of `seed`). Returns the samples and the mean NFE per sample.
+/// `progress(done)` after each batch.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_many<B: NnBackend>(
     run: &CfmRun<B>,
     n: usize,
     batch: usize,
-    steps: usize,
-    solver: Solver,
+    how: Integration,
     seed: u64,
     device: &B::Device,
     mut progress: impl FnMut(usize),
-) -> Result<(Vec<f32>, usize)> {
-    if n == 0 || batch == 0 || steps == 0 {
+) -> Result<(Vec<f32>, f64)> {
+    if n == 0
+        || batch == 0
+        || how
+            == (Integration::Fixed {
+                steps: 0,
+                solver: Solver::Euler,
+            })
+    {
         return Err(NsgfError::Param(
             "the number of samples, the batch and the steps must be at least 1".into(),
         ));
     }
     let d = run.config.image_shape.map_or(2, |s| s.iter().product());
     let mut out = Vec::with_capacity(n * d);
-    let mut nfe = 0;
+    let mut nfe = 0.0;
     for (i, start) in (0..n).step_by(batch).enumerate() {
         let m = batch.min(n - start);
         let x0 = source_rows(&run.config, m, seed, i as u64)?;
-        let x0 = crate::convert::rows_to_tensor(x0, m, d, device);
-        let (x, k) = integrate(run.model.as_ref(), x0, 0.0, 1.0, steps, solver, |_, _| {})?;
+        let x0 = crate::convert::rows_to_tensor::<B>(x0, m, d, device);
+        let (x, k) = match how {
+            Integration::Fixed { steps, solver } => {
+                integrate(run.model.as_ref(), x0, 0.0, 1.0, steps, solver, |_, _| {})?
+            }
+            Integration::Adaptive { tol } => {
+                let t0 = burn::tensor::Tensor::zeros([m, 1], (&x0.device(), x0.dtype()));
+                let out = integrate_adaptive_rows(
+                    run.model.as_ref(),
+                    x0,
+                    t0,
+                    1.0,
+                    Tolerance::both(tol),
+                    crate::flows::nsgfpp::MAX_ADAPTIVE_STEPS,
+                )?;
+                (out.x, out.nfe)
+            }
+        };
         out.extend(crate::convert::to_f32_vec(x)?);
-        nfe = k;
+        nfe += (k * m) as f64 / n as f64;
         progress(start + m);
     }
     Ok((out, nfe))

@@ -72,6 +72,10 @@ pub struct SamplingConfig {
     pub omega: f64,
     /// ODE scheme of the NSF phase.
     pub solver: Solver,
+    /// An adaptive NSF (Dormand–Prince 5(4), `atol = rtol = tolerance`) instead of the fixed
+    /// steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
 }
 
 impl Default for SamplingConfig {
@@ -80,6 +84,7 @@ impl Default for SamplingConfig {
             nsf_steps: Some(5),
             omega: 0.1,
             solver: Solver::Euler,
+            tolerance: None,
         }
     }
 }
@@ -87,9 +92,10 @@ impl Default for SamplingConfig {
 impl SamplingConfig {
     /// The NSF schedule.
     pub fn schedule(&self) -> NsfSchedule {
-        match self.nsf_steps {
-            Some(k) => NsfSchedule::Steps(k),
-            None => NsfSchedule::Omega(self.omega),
+        match (self.tolerance, self.nsf_steps) {
+            (Some(tol), _) => NsfSchedule::Adaptive(tol),
+            (None, Some(k)) => NsfSchedule::Steps(k),
+            (None, None) => NsfSchedule::Omega(self.omega),
         }
     }
 }
@@ -252,7 +258,7 @@ impl NsgfppConfig {
                 _ => {}
             }
         }
-        self.sampling.schedule().steps(0.0).map(|_| ())
+        self.sampling.schedule().validate()
     }
 
     /// The NSGF phase's settings.
@@ -589,8 +595,11 @@ pub struct SampledRows {
     pub after_nsgf: Vec<f32>,
     /// `t̂` of every sample.
     pub t_hat: Vec<f32>,
-    /// Network evaluations per batch (the same for every batch when the schedule is `Steps`).
+    /// Network evaluations per sample: the most of any batch (the same for every batch unless
+    /// the NSF is adaptive).
     pub nfe: usize,
+    /// Network evaluations per sample, the mean over samples.
+    pub mean_nfe: f64,
 }
 
 /// Algorithm 4 on `n` samples in batches of at most `batch` (batch `i` draws its sources as
@@ -616,6 +625,7 @@ pub fn sample_many<B: NnBackend>(
         after_nsgf: Vec::with_capacity(n * d),
         t_hat: Vec::with_capacity(n),
         nfe: 0,
+        mean_nfe: 0.0,
     };
     for (i, start) in (0..n).step_by(batch).enumerate() {
         let m = batch.min(n - start);
@@ -627,6 +637,7 @@ pub fn sample_many<B: NnBackend>(
             .extend(crate::convert::to_f32_vec(s.after_nsgf)?);
         out.t_hat.extend(crate::convert::to_f32_vec(s.t_hat)?);
         out.nfe = out.nfe.max(s.nfe);
+        out.mean_nfe += (s.nfe * m) as f64 / n as f64;
         progress(start + m);
     }
     Ok(out)
