@@ -15,7 +15,7 @@ use nsgf::models::inception::FidInception;
 use std::path::PathBuf;
 use std::time::Instant;
 
-fn measure<B: burn::tensor::backend::Backend>(
+fn measure<B: nsgf::models::ops::NnBackend>(
     dev: &B::Device,
     weights: &std::path::Path,
     batch: usize,

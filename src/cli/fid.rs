@@ -89,7 +89,7 @@ fn progress_bar(n: usize, what: &Path) -> ProgressBar {
 
 /// Statistics of one input: read from `.npz`, or computed from images with the model
 /// (loaded on first use into `model`).
-fn statistics<B: burn::tensor::backend::Backend>(
+fn statistics<B: nsgf::models::ops::NnBackend>(
     path: &Path,
     model: &mut Option<FidInception<B>>,
     weights: Option<&Path>,
@@ -125,7 +125,7 @@ fn statistics<B: burn::tensor::backend::Backend>(
     stats.with_context(|| format!("computing the statistics of {}", path.display()))
 }
 
-fn fid_on<B: burn::tensor::backend::Backend>(args: &FidArgs, device: &B::Device) -> Result<()> {
+fn fid_on<B: nsgf::models::ops::NnBackend>(args: &FidArgs, device: &B::Device) -> Result<()> {
     let mut model = None;
     let w = args.weights.as_deref();
     if args.save_stats {
@@ -165,7 +165,7 @@ fn fid_on<B: burn::tensor::backend::Backend>(args: &FidArgs, device: &B::Device)
     Ok(())
 }
 
-fn is_on<B: burn::tensor::backend::Backend>(args: &IsArgs, device: &B::Device) -> Result<()> {
+fn is_on<B: nsgf::models::ops::NnBackend>(args: &IsArgs, device: &B::Device) -> Result<()> {
     let w = fid::resolve_weights(args.weights.as_deref())?;
     let model = FidInception::<B>::load(&w, device)
         .with_context(|| format!("loading the Inception weights {}", w.display()))?;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod data;
 mod eval;
 mod fid;
 mod ot;
@@ -26,9 +27,13 @@ enum Command {
     /// Evaluation metrics (exact W2, ...).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
-    /// Train NSGF on a 2-D problem (Algorithm 1).
+    /// Image data sets as files (e.g. the FID reference images).
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Train from a config: NSGF on a 2-D problem (Algorithm 1), NSGF++ (`method = "nsgfpp"`,
+    /// Algorithm 3, 2-D or images) or flow matching (`method = "cfm"`).
     Train(train::TrainArgs),
-    /// Sample from a trained run (Algorithm 2).
+    /// Sample from a trained run (Algorithm 2; NSGF++: Algorithm 4).
     Sample(train::SampleArgs),
     /// Train, evaluate (W2 at 10 and 100 steps over 3 seeds) and draw the figures of one 2-D problem.
     Run(train::RunArgs),
@@ -52,6 +57,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Ot(cmd) => ot::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::train(args),
         Command::Sample(args) => train::sample(args),
         Command::Run(args) => train::run(args),

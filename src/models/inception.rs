@@ -30,9 +30,10 @@
 
 use crate::error::{NsgfError, Result};
 use crate::io::SafetensorsStore;
+use crate::models::ops::{conv2d, NnBackend};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 
@@ -63,7 +64,7 @@ struct ConvBn<B: Backend> {
     padding: [usize; 2],
 }
 
-impl<B: Backend> ConvBn<B> {
+impl<B: NnBackend> ConvBn<B> {
     /// `conv(x, W') + b'` (before the ReLU).
     fn linear(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let opts = ConvOptions::new([self.stride; 2], self.padding, [1, 1], 1);
@@ -91,7 +92,7 @@ struct Loader<'a, B: Backend> {
     device: &'a B::Device,
 }
 
-impl<B: Backend> Loader<'_, B> {
+impl<B: NnBackend> Loader<'_, B> {
     /// Conv layer `name` with kernel (out, inp, kh, kw) and the given stride and padding.
     fn conv_pad(
         &self,
@@ -152,15 +153,15 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-fn max_pool_3x3_s2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn max_pool_3x3_s2<B: NnBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], false)
 }
 
-fn avg_pool_3x3_same<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn avg_pool_3x3_same<B: NnBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
 }
 
-fn max_pool_3x3_same<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn max_pool_3x3_same<B: NnBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     max_pool2d(x, [3, 3], [1, 1], [1, 1], [1, 1], false)
 }
 
@@ -173,7 +174,7 @@ struct BlockA<B: Backend> {
     tower_2: ConvBn<B>,
 }
 
-impl<B: Backend> BlockA<B> {
+impl<B: NnBackend> BlockA<B> {
     fn load(l: &Loader<B>, p: &str, inp: usize, pool_features: usize) -> Result<Self> {
         Ok(Self {
             conv: l.same(&format!("{p}.conv"), [64, inp, 1, 1])?,
@@ -206,7 +207,7 @@ struct BlockB<B: Backend> {
     tower: [ConvBn<B>; 3],
 }
 
-impl<B: Backend> BlockB<B> {
+impl<B: NnBackend> BlockB<B> {
     fn load(l: &Loader<B>, p: &str, inp: usize) -> Result<Self> {
         Ok(Self {
             conv: l.down(&format!("{p}.conv"), [384, inp, 3, 3])?,
@@ -236,7 +237,7 @@ struct BlockC<B: Backend> {
     tower_2: ConvBn<B>,
 }
 
-impl<B: Backend> BlockC<B> {
+impl<B: NnBackend> BlockC<B> {
     fn load(l: &Loader<B>, p: &str, c7: usize) -> Result<Self> {
         let inp = 768;
         Ok(Self {
@@ -273,7 +274,7 @@ struct BlockD<B: Backend> {
     tower_1: [ConvBn<B>; 4],
 }
 
-impl<B: Backend> BlockD<B> {
+impl<B: NnBackend> BlockD<B> {
     fn load(l: &Loader<B>, p: &str) -> Result<Self> {
         let inp = 768;
         Ok(Self {
@@ -320,7 +321,7 @@ struct BlockE<B: Backend> {
     pool: EPool,
 }
 
-impl<B: Backend> BlockE<B> {
+impl<B: NnBackend> BlockE<B> {
     fn load(l: &Loader<B>, p: &str, inp: usize, pool: EPool) -> Result<Self> {
         Ok(Self {
             conv: l.same(&format!("{p}.conv"), [320, inp, 1, 1])?,
@@ -358,7 +359,7 @@ impl<B: Backend> BlockE<B> {
     }
 }
 
-fn chain<B: Backend>(layers: &[ConvBn<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn chain<B: NnBackend>(layers: &[ConvBn<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
     layers.iter().fold(x, |h, l| l.forward(h))
 }
 
@@ -377,7 +378,7 @@ pub struct FidInception<B: Backend> {
     fc: Option<(Tensor<B, 2>, Tensor<B, 1>)>,
 }
 
-impl<B: Backend> FidInception<B> {
+impl<B: NnBackend> FidInception<B> {
     /// Loads the weights from a checkpoint (a `*.safetensors.index.json`, a single
     /// `.safetensors`, or a folder holding one; see [`SafetensorsStore::open`]).
     pub fn load(path: impl AsRef<std::path::Path>, device: &B::Device) -> Result<Self> {

@@ -27,6 +27,10 @@ use std::path::Path;
 pub struct TrainState {
     /// Completed gradient steps.
     pub step: usize,
+    /// Wall seconds of training up to this checkpoint, summed over every resumed part (the
+    /// gradient steps, their batches and checkpoints; not the pool's first fill).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// `state.json` as written: the state and the parameter ids in module order.
@@ -266,7 +270,16 @@ mod tests {
         assert_eq!(ids, (1..=6).map(|i| (7 << 40) + i).collect::<Vec<u64>>());
         let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();
         let dir = tempfile::tempdir().unwrap();
-        save_checkpoint(dir.path(), &model, &optim, &TrainState { step: 3 }).unwrap();
+        save_checkpoint(
+            dir.path(),
+            &model,
+            &optim,
+            &TrainState {
+                step: 3,
+                seconds: 0.0,
+            },
+        )
+        .unwrap();
         let fresh = config.init::<CpuAutodiff>(&device);
         assert_ne!(param_ids::<CpuAutodiff, _>(&fresh), ids);
         let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();

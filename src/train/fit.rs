@@ -26,7 +26,8 @@ pub struct FitOutcome {
     pub steps: usize,
     /// Mean training loss of the last 100 steps.
     pub final_loss: f64,
-    /// Wall seconds of this call.
+    /// Wall seconds of this call ([`train_network`]: of the whole run, over every resumed
+    /// part).
     pub seconds: f64,
 }
 
@@ -200,11 +201,11 @@ where
     std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
     let mut optim = AdamConfig::new().init::<B, M>();
     let mut model = checkpoint::sequential_ids(model, (id + 1) << 40);
-    let mut start = 0;
+    let (mut start, mut before) = (0, 0.0);
     let mut ema = (opt.ema > 0.0).then(|| Ema::new(model.valid(), opt.ema));
     if resume && dir.join(checkpoint::STATE_FILE).exists() {
         let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
-        (model, optim, start) = (m, o, state.step);
+        (model, optim, start, before) = (m, o, state.step, state.seconds);
         if let Some(e) = ema.as_mut() {
             let path = dir.join(checkpoint::EMA_FILE);
             e.model = if path.exists() {
@@ -223,11 +224,20 @@ where
     let mut window = (0.0, 0usize);
     let every = opt.log_every.max(1);
     let total = opt.steps;
-    let save = |step: usize, model: &M, optim: &_, ema: Option<&EmaOf<B, M>>| -> Result<()> {
+    let save = |step: usize,
+                seconds: f64,
+                model: &M,
+                optim: &_,
+                ema: Option<&EmaOf<B, M>>|
+     -> Result<()> {
         if let Some(e) = ema {
             checkpoint::save_model(&e.model, &dir.join(checkpoint::EMA_FILE))?;
         }
-        checkpoint::save_checkpoint(dir, model, optim, &checkpoint::TrainState { step })
+        let state = checkpoint::TrainState {
+            step,
+            seconds: before + seconds,
+        };
+        checkpoint::save_checkpoint(dir, model, optim, &state)
     };
     let (model, ema, fit) = fit_regression(
         model,
@@ -254,13 +264,17 @@ where
                 }
             }
             if opt.checkpoint_every > 0 && step.is_multiple_of(opt.checkpoint_every) {
-                save(step, model, optim, ema)?;
+                save(step, info.seconds, model, optim, ema)?;
             }
             Ok(())
         },
         pb,
     )?;
-    save(fit.steps, &model, &optim, ema.as_ref())?;
+    save(fit.steps, fit.seconds, &model, &optim, ema.as_ref())?;
+    let fit = FitOutcome {
+        seconds: before + fit.seconds,
+        ..fit
+    };
     Ok((model, ema, fit))
 }
 

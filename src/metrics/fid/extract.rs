@@ -7,6 +7,7 @@ use super::stats::{FeatureStats, StatsAccumulator};
 use crate::data::images::{ImageBatch, ImageSource};
 use crate::error::{NsgfError, Result};
 use crate::models::inception::{FidInception, FEATURE_DIM};
+use crate::models::ops::NnBackend;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -27,7 +28,7 @@ fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>, what: &str) -> Result<Ve
 }
 
 /// Preprocesses a batch of uint8 images and runs the network on it.
-pub fn extract_batch<B: Backend>(
+pub fn extract_batch<B: NnBackend>(
     model: &FidInception<B>,
     images: &ImageBatch,
     device: &B::Device,
@@ -41,7 +42,7 @@ pub fn extract_batch<B: Backend>(
 
 /// Calls `f` on the outputs of every batch of `batch_size` images of `source`, in order;
 /// `progress` receives the number of images finished after each batch.
-pub fn for_each_batch<B: Backend>(
+pub fn for_each_batch<B: NnBackend>(
     model: &FidInception<B>,
     source: &ImageSource,
     batch_size: usize,
@@ -65,7 +66,7 @@ pub fn for_each_batch<B: Backend>(
 }
 
 /// pool3 features of every image, `(n, 2048)` row-major.
-pub fn compute_features<B: Backend>(
+pub fn compute_features<B: NnBackend>(
     model: &FidInception<B>,
     source: &ImageSource,
     batch_size: usize,
@@ -82,7 +83,7 @@ pub fn compute_features<B: Backend>(
 
 /// FID statistics (mean, covariance of the pool3 features) of an image set; needs at least 2
 /// images. Features are accumulated batch by batch, never all held.
-pub fn compute_statistics<B: Backend>(
+pub fn compute_statistics<B: NnBackend>(
     model: &FidInception<B>,
     source: &ImageSource,
     batch_size: usize,
@@ -104,7 +105,7 @@ pub fn compute_statistics<B: Backend>(
 
 /// Inception Score of an image set over `splits` parts. Errors with [`NO_CLASSIFIER`] when the
 /// weights carry no classifier head (the standard FID weights), before reading any image.
-pub fn compute_inception_score<B: Backend>(
+pub fn compute_inception_score<B: NnBackend>(
     model: &FidInception<B>,
     source: &ImageSource,
     batch_size: usize,
