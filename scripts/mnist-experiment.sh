@@ -73,10 +73,10 @@ fid() {
     done
 }
 
-# Training steps and minutes of a run (summed over its networks' state.json).
+# Training steps and minutes of a run (summed over its networks' timing.json).
 budget() {
     local run="$RUNS/mnist-$1"
-    find "$run" -name state.json -exec jq -s '{steps: (map(.step) | add), minutes: ((map(.seconds // 0) | add) / 60)}' {} +
+    find "$run" -name timing.json -exec jq -s '{steps: (map(.step) | add), minutes: ((map(.seconds) | add) / 60)}' {} +
 }
 
 table() {

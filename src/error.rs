@@ -26,6 +26,9 @@ pub enum NsgfError {
     /// The data contain NaN or infinite values.
     #[error("non-finite value: {0}")]
     NonFinite(String),
+    /// Training stopped on request (Ctrl-C / SIGTERM) after writing a checkpoint.
+    #[error("interrupted after step {step}; checkpoint written to {dir}")]
+    Interrupted { step: usize, dir: String },
     /// Anything else, with its explanation.
     #[error("{0}")]
     Other(String),

@@ -54,6 +54,15 @@ pub fn run() -> ExitCode {
         // Colour codes only on a terminal (logs redirected to a file stay plain text).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let trains = matches!(
+        cli.command,
+        Command::Train(_) | Command::Run(_) | Command::Bench(_)
+    );
+    if trains {
+        if let Err(e) = nsgf::train::interrupt::install() {
+            eprintln!("warning: {e}; Ctrl-C will stop without a checkpoint");
+        }
+    }
     let result = match cli.command {
         Command::Ot(cmd) => ot::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
@@ -66,6 +75,18 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<nsgf::NsgfError>(),
+                    Some(nsgf::NsgfError::Interrupted { .. })
+                )
+            });
+            if interrupted {
+                eprintln!(
+                    "stopped: {e:#}\nrun the same command again (nsgf train: with --resume) to continue where it stopped"
+                );
+                return ExitCode::from(130);
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

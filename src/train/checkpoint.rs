@@ -27,10 +27,6 @@ use std::path::Path;
 pub struct TrainState {
     /// Completed gradient steps.
     pub step: usize,
-    /// Wall seconds of training up to this checkpoint, summed over every resumed part (the
-    /// gradient steps, their batches and checkpoints; not the pool's first fill).
-    #[serde(default)]
-    pub seconds: f64,
 }
 
 /// `state.json` as written: the state and the parameter ids in module order.
@@ -105,6 +101,9 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIM_FILE: &str = "optim.mpk";
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.toml";
+/// Wall-clock training time up to the checkpoint (`{"step": …, "seconds": …}`), summed over every
+/// resumed part: the only file of a checkpoint that differs between two identical seeded runs.
+pub const TIMING_FILE: &str = "timing.json";
 /// The weights' moving average, beside the model when the run keeps one (`train.ema > 0`);
 /// written before `state.json`, so a complete checkpoint has it.
 pub const EMA_FILE: &str = "ema.safetensors";
@@ -270,16 +269,7 @@ mod tests {
         assert_eq!(ids, (1..=6).map(|i| (7 << 40) + i).collect::<Vec<u64>>());
         let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();
         let dir = tempfile::tempdir().unwrap();
-        save_checkpoint(
-            dir.path(),
-            &model,
-            &optim,
-            &TrainState {
-                step: 3,
-                seconds: 0.0,
-            },
-        )
-        .unwrap();
+        save_checkpoint(dir.path(), &model, &optim, &TrainState { step: 3 }).unwrap();
         let fresh = config.init::<CpuAutodiff>(&device);
         assert_ne!(param_ids::<CpuAutodiff, _>(&fresh), ids);
         let optim = AdamConfig::new().init::<CpuAutodiff, VelocityMlp<CpuAutodiff>>();

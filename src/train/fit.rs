@@ -10,6 +10,7 @@ use super::optim::{clip_grad_norm, Ema};
 use crate::convert::rows_to_tensor;
 use crate::error::{NsgfError, Result};
 use crate::flows::pool::PoolBatch;
+use crate::io::npy::write_atomic;
 use crate::models::Regressor;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -152,6 +153,9 @@ where
                 seconds: t0.elapsed().as_secs_f64(),
             };
             after_step(&info, &model, optim, ema.as_ref())?;
+            if super::interrupt::requested() {
+                break;
+            }
         }
         Ok((model, ema, step, recent, t0.elapsed().as_secs_f64()))
     };
@@ -205,7 +209,8 @@ where
     let mut ema = (opt.ema > 0.0).then(|| Ema::new(model.valid(), opt.ema));
     if resume && dir.join(checkpoint::STATE_FILE).exists() {
         let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
-        (model, optim, start, before) = (m, o, state.step, state.seconds);
+        (model, optim, start) = (m, o, state.step);
+        before = read_timing(dir, start);
         if let Some(e) = ema.as_mut() {
             let path = dir.join(checkpoint::EMA_FILE);
             e.model = if path.exists() {
@@ -233,11 +238,12 @@ where
         if let Some(e) = ema {
             checkpoint::save_model(&e.model, &dir.join(checkpoint::EMA_FILE))?;
         }
-        let state = checkpoint::TrainState {
-            step,
-            seconds: before + seconds,
-        };
-        checkpoint::save_checkpoint(dir, model, optim, &state)
+        let timing = serde_json::json!({ "step": step, "seconds": before + seconds });
+        write_atomic(
+            &dir.join(checkpoint::TIMING_FILE),
+            timing.to_string().as_bytes(),
+        )?;
+        checkpoint::save_checkpoint(dir, model, optim, &checkpoint::TrainState { step })
     };
     let (model, ema, fit) = fit_regression(
         model,
@@ -271,11 +277,28 @@ where
         pb,
     )?;
     save(fit.steps, fit.seconds, &model, &optim, ema.as_ref())?;
+    if fit.steps < opt.steps && super::interrupt::requested() {
+        return Err(NsgfError::Interrupted {
+            step: fit.steps,
+            dir: dir.display().to_string(),
+        });
+    }
     let fit = FitOutcome {
         seconds: before + fit.seconds,
         ..fit
     };
     Ok((model, ema, fit))
+}
+
+/// The training seconds recorded with the checkpoint of step `step` in `dir` (0 when there are
+/// none, or when they belong to another step).
+fn read_timing(dir: &std::path::Path, step: usize) -> f64 {
+    std::fs::read(dir.join(checkpoint::TIMING_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|v| v["step"].as_u64() == Some(step as u64))
+        .and_then(|v| v["seconds"].as_f64())
+        .unwrap_or(0.0)
 }
 
 /// The metrics file of a trained network (JSON lines).
@@ -302,7 +325,7 @@ impl MetricsLog {
                 })
                 .map(|l| format!("{l}\n"))
                 .collect();
-            crate::io::npy::write_atomic(path, kept.as_bytes())?;
+            write_atomic(path, kept.as_bytes())?;
         }
         Ok(Self {
             path: path.to_path_buf(),

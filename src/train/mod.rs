@@ -4,6 +4,7 @@
 //! * [`cfm`] — flow-matching runs from a config (the image baselines: FM, I-CFM, OT-CFM, SI, 1-RF).
 //! * [`checkpoint`] — atomic safetensors checkpoints with optimizer state, and resume.
 //! * [`fit`] — the velocity-regression loop shared by NSGF and the flow-matching baselines.
+//! * [`interrupt`] — Ctrl-C / SIGTERM stop training after a checkpoint.
 //! * [`optim`] — global-norm gradient clipping and the weights' moving average (EMA).
 //! * [`nsgf`] — Algorithm 1 end to end (trajectory pool + velocity-field matching) and sampling.
 //! * [`nsgfpp`] — NSGF++ on the 2-D problems: Algorithm 3 (three networks) and Algorithm 4.
@@ -15,6 +16,7 @@ pub mod cfm;
 pub mod checkpoint;
 pub mod config;
 pub mod fit;
+pub mod interrupt;
 pub mod nsgf;
 pub mod nsgfpp;
 pub mod optim;

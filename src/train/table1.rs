@@ -542,6 +542,12 @@ fn train_matcher<B: NnAutodiffBackend>(
         &pb,
     )?;
     pb.finish_and_clear();
+    if fit.steps < settings.steps && super::interrupt::requested() {
+        return Err(NsgfError::Interrupted {
+            step: fit.steps,
+            dir: "(table cell, not cached)".into(),
+        });
+    }
     Ok((model.valid(), fit.final_loss, t0.elapsed().as_secs_f64()))
 }
 
