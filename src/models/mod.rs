@@ -4,6 +4,7 @@
 //! * [`inception`] — the FID Inception-v3 (pool3 features).
 //! * [`unet`] — the ADM UNet of the image experiments (torchcfm's `UNetModelWrapper`).
 //! * [`time_predictor`] — the NSGF++ phase-transition time predictor (MLP for 2-D, CNN for images).
+//! * [`wgf`] — the maps, critics and density-ratio network of JKO-Flow and EPT.
 //! * [`ops`] — fast image-network ops (convolution, GroupNorm + SiLU, attention) with custom
 //!   backward passes, behind burn's custom-op API.
 
@@ -12,6 +13,7 @@ pub mod mlp;
 pub mod ops;
 pub mod time_predictor;
 pub mod unet;
+pub mod wgf;
 
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
