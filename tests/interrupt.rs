@@ -127,7 +127,7 @@ fn interrupted_and_killed_runs_resume_to_the_uninterrupted_weights() {
         child.kill().unwrap();
         finish(child);
         let step = saved_step(&killed).unwrap();
-        assert!(step % 50 == 0 && step < 3000, "{step}");
+        assert!(step.is_multiple_of(50) && step < 3000, "{step}");
     } else {
         finish(child);
     }
