@@ -10,6 +10,7 @@ use nsgf::train::cfm;
 use nsgf::train::config::ToyConfig;
 use nsgf::train::nsgf as toy;
 use nsgf::train::nsgfpp;
+use nsgf::train::wgf;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -44,8 +45,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
     match nsgfpp::config_method(&read_text(&args.config)?).as_deref() {
         Some("nsgfpp") => return train_nsgfpp(args),
         Some("cfm") => return train_cfm(args),
+        Some("jko" | "ept") => return train_wgf(args),
         Some(other) => anyhow::bail!(
-            "{}: unknown method {other:?} (nsgfpp, cfm; no method key: a 2-D NSGF config)",
+            "{}: unknown method {other:?} (nsgfpp, cfm, jko, ept; no method key: a 2-D NSGF config)",
             args.config.display()
         ),
         None => {}
@@ -146,6 +148,33 @@ fn train_cfm(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// `nsgf train` on a JKO-Flow / EPT config (`--steps` overrides the flow steps K).
+fn train_wgf(args: TrainArgs) -> Result<()> {
+    let mut cfg = wgf::WgfConfig::load(&args.config)?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if let Some(steps) = args.steps {
+        cfg.steps = steps;
+    }
+    cfg.validate()?;
+    let show = std::io::stderr().is_terminal();
+    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| wgf::train::<B>(
+        &cfg,
+        &args.out,
+        &dev,
+        args.resume,
+        show
+    ))
+    .with_context(|| format!("training {}", args.config.display()))?;
+    eprintln!(
+        "{:?}: {} flow steps, {} network updates in {:.1}s",
+        cfg.method, report.steps, report.updates, report.seconds
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 /// Writes image samples (`[-1, 1]` rows of `shape`) as a uint8 `.npy` or a PNG folder, and the
 /// grid of the first ones (after `before`'s block when given) into `grid`.
 fn write_image_samples(
@@ -231,6 +260,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     match nsgfpp::config_method(&read_text(&config)?).as_deref() {
         Some("nsgfpp") => return sample_nsgfpp(args),
         Some("cfm") => return sample_cfm(args),
+        Some("jko" | "ept") => return sample_wgf(args),
         _ => {}
     }
     let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
@@ -356,6 +386,41 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
         config.nsgf.steps,
         steps,
         args.solver.nfe_per_step()
+    );
+    Ok(())
+}
+
+/// `nsgf sample` on a JKO-Flow / EPT run: the fresh samples pushed through its K steps
+/// (NFE = K; `--steps` and `--solver` do not apply).
+fn sample_wgf(args: SampleArgs) -> Result<()> {
+    let (x, path, problem, k) = nsgf::with_backend!(args.device, |B, dev| {
+        let run = wgf::load_run::<B>(&args.run, &dev)?;
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
+        let x0 = run.config.problem.source().sample(args.n, &mut rng);
+        let x0 = nsgf::convert::rows_to_tensor::<B>(x0, args.n, 2, &dev);
+        let mut path = Vec::new();
+        let x = run.push(x0, |x| path.push(x.clone()));
+        let path = path
+            .into_iter()
+            .map(to_f32_vec)
+            .collect::<nsgf::Result<Vec<_>>>()?;
+        anyhow::Ok((to_f32_vec(x)?, path, run.config.problem, run.steps()))
+    })?;
+    write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], x))?;
+    if let Some(png) = &args.plot {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
+        let target = problem.target().sample(args.n, &mut rng);
+        nsgf::metrics::plots::trajectory_plot(
+            png,
+            &path,
+            &target,
+            &format!("{problem}, {k} steps"),
+        )?;
+    }
+    eprintln!(
+        "wrote {} samples to {} (NFE = {k})",
+        args.n,
+        args.out.display()
     );
     Ok(())
 }

@@ -119,7 +119,8 @@ impl RatioMlpConfig {
                     .init(device)
             })
             .map(|mut l: Linear<B>| {
-                l.bias = l.bias.map(|b| b.map(|t| t.zeros_like()));
+                // `Param::map` keeps a parameter trainable only if the new tensor requires grad.
+                l.bias = l.bias.map(|b| b.map(|t| t.zeros_like().require_grad()));
                 l
             })
             .collect();
@@ -219,6 +220,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn biases_start_at_zero_and_train() {
+        use crate::backend::CpuAutodiff;
+        let dev = Default::default();
+        let net: RatioMlp<CpuAutodiff> = RatioMlpConfig::new(2).init(&dev);
+        let x = Tensor::<CpuAutodiff, 2>::zeros([1, 2], &dev);
+        let grads = net.forward(x).sum().backward();
+        let last = net.linears.last().unwrap().bias.as_ref().unwrap();
+        assert!(
+            last.val().grad(&grads).is_some(),
+            "the output bias gets no gradient"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! * [`nsgfpp`] — NSGF++ on the 2-D problems: Algorithm 3 (three networks) and Algorithm 4.
 //! * [`toy_eval`] — the 2-D evaluation protocol (W2, floor, teacher).
 //! * [`table1`] — the paper's Table 1 harness (NSGF beside FM, I-CFM, OT-CFM, SI, k-RF).
+//! * [`wgf`] — JKO-Flow and EPT runs on the 2-D problems (Table 1's neural WGF baselines).
 //! * [`unet_bench`] — the speed of a UNet training step and of its ops (`nsgf bench unet`).
 
 pub mod cfm;
@@ -23,3 +24,4 @@ pub mod optim;
 pub mod table1;
 pub mod toy_eval;
 pub mod unet_bench;
+pub mod wgf;
