@@ -3,8 +3,10 @@
 //! and bad settings are clear errors.
 
 use nsgf::backend::CpuAutodiff;
+use nsgf::data::toy2d::Problem;
 use nsgf::train::table1::{run_table1, Method, Table1, Table1Settings};
 use std::path::Path;
+use std::str::FromStr;
 
 const TINY_NSGF: &str = r#"
 problem = "moons"
@@ -226,4 +228,48 @@ fn nsgfpp_is_a_table_method_at_equal_evaluations() {
     }
     assert!(out.join("paths_moons.png").exists());
     assert_eq!("nsgf++".parse::<Method>().unwrap(), Method::Nsgfpp);
+}
+
+#[test]
+fn jko_flow_and_ept_are_table_methods_with_a_run_per_step_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("configs");
+    for m in ["jko", "ept"] {
+        std::fs::create_dir_all(configs.join(m)).unwrap();
+        std::fs::write(
+            configs.join(m).join("moons.toml"),
+            format!(
+                "method = \"{m}\"\nproblem = \"moons\"\nsteps = 10\nparticles = 256\nbatch = 64\n\
+                 [jko]\na = 2.0\nhidden = 16\nlayers = 1\n[ept]\neta = 0.5\nmax_step = 0.5\nhidden = 16\nlayers = 1\n"
+            ),
+        )
+        .unwrap();
+    }
+    let (work, out) = (dir.path().join("work"), dir.path().join("out"));
+    let s = Table1Settings {
+        methods: vec!["jko".into(), "ept".into()],
+        seeds: 1,
+        steps: 1000,
+        ..settings(&configs)
+    };
+    let dev = Default::default();
+    let table = run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
+    for (e, (key, label)) in table
+        .entries
+        .iter()
+        .zip([("jko", "JKO-Flow"), ("ept", "EPT")])
+    {
+        assert_eq!((e.method.as_str(), e.label.as_str()), (key, label));
+        assert_eq!(
+            e.paper,
+            Method::from_str(key).unwrap().paper(Problem::Moons)
+        );
+        // The 10-step run's 11 states; it moves towards the data.
+        assert_eq!(e.curve_10.len(), 11);
+        assert!(e.curve_10[10] < e.curve_10[0], "{key}: {:?}", e.curve_10);
+        assert!(e.w2_100.mean.is_finite());
+        for k in ["k10/steps/0009.safetensors", "k100/steps/0099.safetensors"] {
+            assert!(work.join(format!("moons/{key}/seed0/{k}")).exists());
+        }
+    }
 }

@@ -137,6 +137,45 @@ pub fn resolve(problem: Option<Problem>, data: Option<&ImageDataConfig>) -> Resu
     }
 }
 
+/// The image shape a run records: the data's (an error when the config states another), `None`
+/// in 2-D.
+pub fn checked_image_shape(
+    data: &PairData,
+    configured: Option<[usize; 3]>,
+) -> Result<Option<[usize; 3]>> {
+    match (data.image_shape(), configured) {
+        (Some(shape), Some(want)) if want != shape => Err(NsgfError::Param(format!(
+            "image_shape = {want:?} in the config, but the data's images are {shape:?}"
+        ))),
+        (shape, _) => Ok(shape),
+    }
+}
+
+/// `n` source rows of a trained run without its data, draw `index` of stream `stream`: the
+/// problem's source in 2-D, `N(0, I)` of the recorded image shape for images.
+pub fn source_rows(
+    problem: Option<Problem>,
+    image_shape: Option<[usize; 3]>,
+    n: usize,
+    seed: u64,
+    stream: u64,
+    index: u64,
+) -> Result<Vec<f32>> {
+    let mut rng = keyed_rng(seed, stream, index, 0);
+    match (problem, image_shape) {
+        (Some(p), _) => Ok(p.source().sample(n, &mut rng)),
+        (None, Some(shape)) => {
+            let d: usize = shape.iter().product();
+            Ok((0..n * d)
+                .map(|_| rng.sample::<f32, _>(StandardNormal))
+                .collect())
+        }
+        (None, None) => Err(NsgfError::Param(
+            "the run names neither a problem nor an image shape".into(),
+        )),
+    }
+}
+
 /// The path an image config reads, for messages.
 pub fn data_path(cfg: &ImageDataConfig) -> PathBuf {
     cfg.dataset.path().to_path_buf()

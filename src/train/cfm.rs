@@ -7,7 +7,7 @@
 //!
 //! The run directory holds `config.toml` and the network's checkpoint files directly.
 
-use super::checkpoint::{CONFIG_FILE, EMA_FILE, MODEL_FILE};
+use super::checkpoint::{self, CONFIG_FILE};
 use super::config::{parse_config, read_config, ModelConfig, OptimConfig};
 use super::fit::{bar, train_network, FitOutcome};
 use super::nsgfpp::unet_config;
@@ -22,7 +22,7 @@ use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::Regressor;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -156,14 +156,7 @@ pub fn train<B: NnAutodiffBackend>(
     cfg.validate()?;
     let data = pairs::resolve(cfg.problem, cfg.data.as_ref())?;
     let mut cfg = cfg.clone();
-    if let Some(shape) = data.image_shape() {
-        if let Some(want) = cfg.image_shape.filter(|&w| w != shape) {
-            return Err(NsgfError::Param(format!(
-                "image_shape = {want:?} in the config, but the data's images are {shape:?}"
-            )));
-        }
-        cfg.image_shape = Some(shape);
-    }
+    cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
     std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
     let text = toml::to_string_pretty(&cfg)
         .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
@@ -224,21 +217,15 @@ pub struct CfmRun<B: NnBackend> {
     pub model: Box<dyn VectorField<B>>,
 }
 
-fn load_weights<B: NnBackend, M: Module<B> + ModuleSnapshot<B>>(model: M, dir: &Path) -> Result<M> {
-    let ema = dir.join(EMA_FILE);
-    if ema.exists() {
-        super::checkpoint::load_model(model, &ema)
-    } else {
-        super::checkpoint::load_model(model, &dir.join(MODEL_FILE))
-    }
-}
-
 /// Loads a run written by [`train`].
 pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<CfmRun<B>> {
     let config = CfmConfig::load(&run_dir.join(CONFIG_FILE))?;
     let model: Box<dyn VectorField<B>> = match (config.is_image(), config.image_shape) {
-        (false, _) => Box::new(load_weights(mlp::<B>(&config.model, device), run_dir)?),
-        (true, Some(shape)) => Box::new(load_weights(
+        (false, _) => Box::new(checkpoint::load_for_sampling(
+            mlp::<B>(&config.model, device),
+            run_dir,
+        )?),
+        (true, Some(shape)) => Box::new(checkpoint::load_for_sampling(
             unet_config(&config.model, shape)?.init::<B>(device)?,
             run_dir,
         )?),
@@ -254,20 +241,14 @@ pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<CfmR
 
 /// `n` source rows of draw `index` of the sampling stream of `seed`.
 fn source_rows(config: &CfmConfig, n: usize, seed: u64, index: u64) -> Result<Vec<f32>> {
-    let mut rng = keyed_rng(seed, STREAM_SAMPLING, index, 0);
-    match (config.problem, config.image_shape) {
-        (Some(p), _) => Ok(p.source().sample(n, &mut rng)),
-        (None, Some(shape)) => {
-            use rand::RngExt;
-            let d: usize = shape.iter().product();
-            Ok((0..n * d)
-                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
-                .collect())
-        }
-        (None, None) => Err(NsgfError::Param(
-            "the run names neither a problem nor an image shape".into(),
-        )),
-    }
+    pairs::source_rows(
+        config.problem,
+        config.image_shape,
+        n,
+        seed,
+        STREAM_SAMPLING,
+        index,
+    )
 }
 
 /// How a flow-matching run integrates its ODE on `τ ∈ [0, 1]`.

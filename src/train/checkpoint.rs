@@ -144,6 +144,20 @@ pub fn load_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     Ok(model)
 }
 
+/// The weights to sample with from the network checkpointed in `dir`: its moving average
+/// (`ema.safetensors`) when the run kept one, else the trained weights.
+pub fn load_for_sampling<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    model: M,
+    dir: &Path,
+) -> Result<M> {
+    let ema = dir.join(EMA_FILE);
+    if ema.exists() {
+        load_model(model, &ema)
+    } else {
+        load_model(model, &dir.join(MODEL_FILE))
+    }
+}
+
 /// Writes the model weights atomically.
 pub fn save_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     model: &M,

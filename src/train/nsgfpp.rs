@@ -13,7 +13,7 @@
 //! [`crate::data::pairs`]), so a resumed part sees exactly the batches an uninterrupted one
 //! would.
 
-use super::checkpoint::{self, CONFIG_FILE, EMA_FILE, MODEL_FILE};
+use super::checkpoint::{self, CONFIG_FILE};
 use super::config::{parse_config, read_config, ModelConfig, OptimConfig, PoolConfig};
 use super::fit::{bar, train_network, FitOutcome};
 use super::nsgf::{train_field, FieldSpec, TrainReport};
@@ -32,7 +32,7 @@ use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::time_predictor::{TimeCnn, TimeCnnConfig, TimeMlp, TimeMlpConfig};
 use crate::models::unet::UNetConfig;
 use crate::models::Regressor;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -400,14 +400,7 @@ pub fn train<B: NnAutodiffBackend>(
     cfg.validate()?;
     let data = cfg.pair_data()?;
     let mut cfg = cfg.clone();
-    if let Some(shape) = data.image_shape() {
-        if let Some(want) = cfg.image_shape.filter(|&w| w != shape) {
-            return Err(NsgfError::Param(format!(
-                "image_shape = {want:?} in the config, but the data's images are {shape:?}"
-            )));
-        }
-        cfg.image_shape = Some(shape);
-    }
+    cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
     std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
     write_atomic(&run_dir.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
     match cfg.image_shape {
@@ -469,17 +462,6 @@ pub struct NsgfppRun<B: NnBackend> {
     pub time: Box<dyn TimePredictor<B>>,
 }
 
-/// The weights of the network in `dir`: its moving average when the run kept one, else the
-/// trained weights.
-fn load_weights<B: NnBackend, M: Module<B> + ModuleSnapshot<B>>(model: M, dir: &Path) -> Result<M> {
-    let ema = dir.join(EMA_FILE);
-    if ema.exists() {
-        checkpoint::load_model(model, &ema)
-    } else {
-        checkpoint::load_model(model, &dir.join(MODEL_FILE))
-    }
-}
-
 /// Loads a run written by [`train`].
 pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<NsgfppRun<B>> {
     let config = NsgfppConfig::load(&run_dir.join(CONFIG_FILE))?;
@@ -490,24 +472,33 @@ pub fn load_run<B: NnBackend>(run_dir: &Path, device: &B::Device) -> Result<Nsgf
     );
     let run = match (config.is_image(), config.image_shape) {
         (false, _) => NsgfppRun {
-            nsgf: Box::new(load_weights(mlp::<B>(&config.model, device), &nsgf_dir)?),
-            nsf: Box::new(load_weights(mlp::<B>(&config.nsf.model, device), &nsf_dir)?),
-            time: Box::new(load_weights(
+            nsgf: Box::new(checkpoint::load_for_sampling(
+                mlp::<B>(&config.model, device),
+                &nsgf_dir,
+            )?),
+            nsf: Box::new(checkpoint::load_for_sampling(
+                mlp::<B>(&config.nsf.model, device),
+                &nsf_dir,
+            )?),
+            time: Box::new(checkpoint::load_for_sampling(
                 time_mlp::<B>(&config.time.model, device),
                 &time_dir,
             )?),
             config,
         },
         (true, Some(shape)) => NsgfppRun {
-            nsgf: Box::new(load_weights(
+            nsgf: Box::new(checkpoint::load_for_sampling(
                 unet_config(&config.model, shape)?.init::<B>(device)?,
                 &nsgf_dir,
             )?),
-            nsf: Box::new(load_weights(
+            nsf: Box::new(checkpoint::load_for_sampling(
                 unet_config(&config.nsf.model, shape)?.init::<B>(device)?,
                 &nsf_dir,
             )?),
-            time: Box::new(load_weights(time_cnn::<B>(shape, device)?, &time_dir)?),
+            time: Box::new(checkpoint::load_for_sampling(
+                time_cnn::<B>(shape, device)?,
+                &time_dir,
+            )?),
             config,
         },
         (true, None) => {
@@ -526,20 +517,14 @@ const STREAM_SAMPLING: u64 = 40;
 /// `n` source rows of a run, draw `index` of the sampling stream of `seed`: the problem's source
 /// in 2-D, `N(0, I)` for images.
 pub fn source_rows(config: &NsgfppConfig, n: usize, seed: u64, index: u64) -> Result<Vec<f32>> {
-    let mut rng = keyed_rng(seed, STREAM_SAMPLING, index, 0);
-    match (config.problem, config.image_shape) {
-        (Some(p), _) => Ok(p.source().sample(n, &mut rng)),
-        (None, Some(shape)) => {
-            use rand::RngExt;
-            let d: usize = shape.iter().product();
-            Ok((0..n * d)
-                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
-                .collect())
-        }
-        (None, None) => Err(NsgfError::Param(
-            "the run names neither a problem nor an image shape".into(),
-        )),
-    }
+    pairs::source_rows(
+        config.problem,
+        config.image_shape,
+        n,
+        seed,
+        STREAM_SAMPLING,
+        index,
+    )
 }
 
 /// Row dimension of a run's samples.

@@ -21,6 +21,7 @@ use super::nsgfpp::{
     load_run as load_nsgfpp_run, sample_from, train as train_nsgfpp, NsgfppRun, NsgfppToyConfig,
 };
 use super::toy_eval::MeanStd;
+use super::wgf::{load_run as load_wgf_run, train as train_wgf, WgfConfig, WgfRun};
 use crate::convert::to_f32_vec;
 use crate::data::toy2d::{sample_points, Distribution, Problem};
 use crate::error::{NsgfError, Result};
@@ -64,13 +65,20 @@ pub enum Method {
     Si,
     /// k-rectified flow, `k ≥ 1`.
     Rf(usize),
+    /// JKO-Flow (trained from `configs/jko/<problem>.toml`, one run per step count).
+    Jko,
+    /// EPT without the outer loop (trained from `configs/ept/<problem>.toml`, one run per step
+    /// count).
+    Ept,
 }
 
 impl Method {
     /// Every method of the table, in the paper's order where it has one.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 11] = [
         Method::Nsgf,
         Method::Nsgfpp,
+        Method::Jko,
+        Method::Ept,
         Method::OtCfm,
         Method::Rf(1),
         Method::Rf(2),
@@ -90,6 +98,8 @@ impl Method {
             Method::OtCfm => "otcfm".into(),
             Method::Si => "si".into(),
             Method::Rf(k) => format!("{k}rf"),
+            Method::Jko => "jko".into(),
+            Method::Ept => "ept".into(),
         }
     }
 
@@ -103,6 +113,8 @@ impl Method {
             Method::OtCfm => "OT-CFM".into(),
             Method::Si => "SI".into(),
             Method::Rf(k) => format!("{k}-RF"),
+            Method::Jko => "JKO-Flow".into(),
+            Method::Ept => "EPT".into(),
         }
     }
 
@@ -116,6 +128,20 @@ impl Method {
                 (0.077, 0.067),
                 (0.117, 0.110),
                 (0.252, 0.147),
+            ],
+            Method::Jko => [
+                (0.290, 0.274),
+                (0.177, 0.167),
+                (0.085, 0.085),
+                (0.135, 0.123),
+                (0.269, 0.160),
+            ],
+            Method::Ept => [
+                (0.295, 0.289),
+                (0.180, 0.176),
+                (0.082, 0.080),
+                (0.138, 0.118),
+                (0.277, 0.163),
             ],
             Method::OtCfm => [
                 (0.289, 0.269),
@@ -168,7 +194,7 @@ impl Method {
     /// The matcher of a flow-matching method (`None` for NSGF).
     pub fn matcher(self, sigma: f64) -> Option<Box<dyn Matcher>> {
         Some(match self {
-            Method::Nsgf | Method::Nsgfpp => return None,
+            Method::Nsgf | Method::Nsgfpp | Method::Jko | Method::Ept => return None,
             Method::Fm => Box::new(TargetFm { sigma }),
             Method::Icfm => Box::new(IndependentCfm { sigma }),
             Method::OtCfm => Box::new(ExactOtCfm { sigma }),
@@ -195,11 +221,13 @@ impl FromStr for Method {
             "icfm" | "cfm" => Method::Icfm,
             "otcfm" => Method::OtCfm,
             "si" => Method::Si,
+            "jko" | "jkoflow" => Method::Jko,
+            "ept" => Method::Ept,
             _ => match key.strip_suffix("rf").map(str::parse::<usize>) {
                 Some(Ok(k)) if (1..=9).contains(&k) => Method::Rf(k),
                 _ => {
                     return Err(NsgfError::Param(format!(
-                        "unknown method '{s}'; valid: nsgf, nsgfpp, fm, icfm, otcfm, si, 1rf, 2rf, 3rf (k-RF for k = 1..9)"
+                        "unknown method '{s}'; valid: nsgf, nsgfpp, jko, ept, fm, icfm, otcfm, si, 1rf, 2rf, 3rf (k-RF for k = 1..9)"
                     )))
                 }
             },
@@ -355,12 +383,18 @@ fn eval_draws(problem: Problem, n: usize, s: u64) -> [crate::io::npy::Points; 3]
 enum Trained<B: NnBackend> {
     Field(VelocityMlp<B>),
     Nsgfpp(Box<NsgfppRun<B>>),
+    /// JKO-Flow / EPT: one run with 10 steps and one with 100.
+    Steps(Box<[WgfRun<B>; 2]>),
 }
 
 /// Loads a trained cell from its directory.
 fn load_trained<B: NnBackend>(method: Method, dir: &Path, dev: &B::Device) -> Result<Trained<B>> {
     Ok(match method {
         Method::Nsgfpp => Trained::Nsgfpp(Box::new(load_nsgfpp_run::<B>(dir, dev)?)),
+        Method::Jko | Method::Ept => Trained::Steps(Box::new([
+            load_wgf_run::<B>(&dir.join("k10"), dev)?,
+            load_wgf_run::<B>(&dir.join("k100"), dev)?,
+        ])),
         _ => Trained::Field(load_model(new_model::<B>(dev), &dir.join(MODEL_FILE))?),
     })
 }
@@ -369,6 +403,7 @@ fn load_trained<B: NnBackend>(method: Method, dir: &Path, dev: &B::Device) -> Re
 fn model_file(method: Method, dir: &Path) -> PathBuf {
     match method {
         Method::Nsgfpp => dir.join("nsf").join(MODEL_FILE),
+        Method::Jko | Method::Ept => dir.join("k100").join("steps").join("0099.safetensors"),
         _ => dir.join(MODEL_FILE),
     }
 }
@@ -411,6 +446,10 @@ fn sample_paths<B: NnBackend>(
             sample_from(run, start(), Some(k10), |x| record(x))?;
             let k100 = NsfSchedule::Steps(nsf_steps(100)?);
             sample_from(run, start(), Some(k100), |_| {})?.x
+        }
+        Trained::Steps(runs) => {
+            runs[0].push(start(), |x| record(x));
+            runs[1].push(start(), |_| {})
         }
     };
     if let Some(e) = bad {
@@ -623,6 +662,62 @@ fn train_nsgfpp_cell<B: NnAutodiffBackend>(
     ))
 }
 
+/// `configs/jko/<problem>.toml` or `configs/ept/<problem>.toml`.
+fn wgf_config_path(settings: &Table1Settings, method: Method, problem: Problem) -> PathBuf {
+    settings
+        .configs
+        .join(method.key())
+        .join(format!("{problem}.toml"))
+}
+
+/// Trains a JKO-Flow / EPT cell: two runs from the problem's config (written for K = 10), with
+/// K = 10 and K = 100 steps. The step size scales by 10/K (JKO's `a`, EPT's `η` and its cap: the
+/// same horizon), and the table's budget of gradient steps is split over the K steps (JKO-Flow:
+/// `steps` map updates in all, with the config's critic updates per map update; EPT: `steps`
+/// density-ratio updates in all).
+fn train_wgf_cell<B: NnAutodiffBackend>(
+    settings: &Table1Settings,
+    problem: Problem,
+    method: Method,
+    seed: u64,
+    dir: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<(Trained<B::InnerBackend>, f64, f64)> {
+    let t0 = Instant::now();
+    let path = wgf_config_path(settings, method, problem);
+    let base = WgfConfig::load(&path)?;
+    same_problem(base.problem, problem, &path)?;
+    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+    let mut runs = Vec::new();
+    for k in [10usize, 100] {
+        let mut cfg = base.clone();
+        cfg.seed = seed;
+        cfg.steps = k;
+        let scale = 10.0 / k as f64;
+        let j = &mut cfg.jko;
+        j.a *= scale;
+        j.a_halve_every = 0;
+        j.lr_decay_every = 0;
+        j.iterations = settings.steps.div_ceil(k * j.map_steps).max(1);
+        let e = &mut cfg.ept;
+        e.eta *= scale;
+        e.max_step = e.max_step.map(|m| m * scale);
+        e.updates = settings.steps.div_ceil(k).max(1);
+        let sub = dir.join(format!("k{k}"));
+        train_wgf::<B>(&cfg, &sub, dev, false, show)?;
+        runs.push(load_wgf_run::<B::InnerBackend>(&sub, &inner)?);
+    }
+    let [k10, k100]: [WgfRun<B::InnerBackend>; 2] = runs
+        .try_into()
+        .map_err(|_| NsgfError::Other("two runs expected".into()))?;
+    Ok((
+        Trained::Steps(Box::new([k10, k100])),
+        0.0, // no single regression loss: the runs' objectives are adversarial / ratio fits
+        t0.elapsed().as_secs_f64(),
+    ))
+}
+
 fn nsgfpp_config_path(settings: &Table1Settings, problem: Problem) -> PathBuf {
     settings
         .configs
@@ -637,6 +732,7 @@ fn cell_key(settings: &Table1Settings, problem: Problem, method: Method) -> Resu
     let config = match method {
         Method::Nsgf => Some(settings.configs.join(format!("{problem}.toml"))),
         Method::Nsgfpp => Some(nsgfpp_config_path(settings, problem)),
+        Method::Jko | Method::Ept => Some(wgf_config_path(settings, method, problem)),
         _ => None,
     };
     if let Some(path) = config {
@@ -683,6 +779,9 @@ fn run_cell<B: NnAutodiffBackend>(
             (Trained::Field(m), l, t)
         }
         Method::Nsgfpp => train_nsgfpp_cell::<B>(settings, problem, seed, &dir, dev, show)?,
+        Method::Jko | Method::Ept => {
+            train_wgf_cell::<B>(settings, problem, method, seed, &dir, dev, show)?
+        }
         _ => {
             let (m, l, t) = train_matcher::<B>(settings, problem, method, seed, work, dev, show)?;
             save_model(&m, &dir.join(MODEL_FILE))?;
