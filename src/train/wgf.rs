@@ -431,24 +431,11 @@ fn train_jko<B: NnAutodiffBackend>(
                 updates += 1;
             }
         }
-        let snapshot = map.valid();
-        checkpoint::save_model(&snapshot, &snapshot_path(dir, k))?;
-        let next = snapshot.push(rows_to_tensor::<B::InnerBackend>(
-            std::mem::take(&mut particles),
-            cfg.particles,
-            2,
-            &inner,
-        ));
-        particles = to_f32_vec(next)?;
+        let snapshot = Snapshot::Map(map.valid());
+        advance(cfg, dir, k, &snapshot, &mut particles, &inner)?;
         checkpoint::save_checkpoint(&critic_dir, &critic, &opt_h, &TrainState { step: k + 1 })?;
         checkpoint::save_checkpoint(&map_dir, &map, &opt_t, &TrainState { step: k + 1 })?;
-        pb.set_position(k as u64 + 1);
-        if super::interrupt::requested() && k + 1 < cfg.steps {
-            return Err(NsgfError::Interrupted {
-                step: k + 1,
-                dir: dir.display().to_string(),
-            });
-        }
+        step_done(cfg, dir, k, &pb)?;
     }
     pb.finish_and_clear();
     Ok(WgfReport {
@@ -456,6 +443,44 @@ fn train_jko<B: NnAutodiffBackend>(
         updates,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The end of flow step `k`, before its checkpoint: saves the step's snapshot (first, so that a
+/// checkpoint never names a step without one) and moves the cached particles with it.
+fn advance<B: Backend>(
+    cfg: &WgfConfig,
+    dir: &Path,
+    k: usize,
+    snapshot: &Snapshot<B>,
+    particles: &mut Vec<f32>,
+    device: &B::Device,
+) -> Result<()> {
+    match snapshot {
+        Snapshot::Map(m) => checkpoint::save_model(m, &snapshot_path(dir, k))?,
+        Snapshot::Ratio(d, _, _) => checkpoint::save_model(d, &snapshot_path(dir, k))?,
+    }
+    let x = rows_to_tensor::<B>(std::mem::take(particles), cfg.particles, 2, device);
+    *particles = to_f32_vec(snapshot.apply(x))?;
+    if let Some(bad) = particles.iter().position(|v| !v.is_finite()) {
+        return Err(NsgfError::NonFinite(format!(
+            "particle {} became non-finite at flow step {k}; lower the step size (jko.a, ept.eta) \
+             or set ept.max_step",
+            bad / 2
+        )));
+    }
+    Ok(())
+}
+
+/// After flow step `k`'s checkpoint: progress, and a clean stop when one was requested.
+fn step_done(cfg: &WgfConfig, dir: &Path, k: usize, pb: &indicatif::ProgressBar) -> Result<()> {
+    pb.set_position(k as u64 + 1);
+    if super::interrupt::requested() && k + 1 < cfg.steps {
+        return Err(NsgfError::Interrupted {
+            step: k + 1,
+            dir: dir.display().to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn train_ept<B: NnAutodiffBackend>(
@@ -504,29 +529,10 @@ fn train_ept<B: NnAutodiffBackend>(
             ratio = opt.step(e.lr, ratio, grads);
             updates += 1;
         }
-        let snapshot = ratio.valid();
-        checkpoint::save_model(&snapshot, &snapshot_path(dir, k))?;
-        let x = rows_to_tensor::<B::InnerBackend>(
-            std::mem::take(&mut particles),
-            cfg.particles,
-            2,
-            &inner,
-        );
-        particles = to_f32_vec(Snapshot::Ratio(snapshot, e.eta, e.max_step).apply(x))?;
-        if let Some(bad) = particles.iter().position(|v| !v.is_finite()) {
-            return Err(NsgfError::NonFinite(format!(
-                "EPT particle {} became non-finite at step {k}; lower ept.eta or set ept.max_step",
-                bad / 2
-            )));
-        }
+        let snapshot = Snapshot::Ratio(ratio.valid(), e.eta, e.max_step);
+        advance(cfg, dir, k, &snapshot, &mut particles, &inner)?;
         checkpoint::save_checkpoint(&ratio_dir, &ratio, &opt, &TrainState { step: k + 1 })?;
-        pb.set_position(k as u64 + 1);
-        if super::interrupt::requested() && k + 1 < cfg.steps {
-            return Err(NsgfError::Interrupted {
-                step: k + 1,
-                dir: dir.display().to_string(),
-            });
-        }
+        step_done(cfg, dir, k, &pb)?;
     }
     pb.finish_and_clear();
     Ok(WgfReport {
