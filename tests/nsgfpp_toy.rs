@@ -7,7 +7,7 @@ use nsgf::convert::{tensor_to_points, to_f64_vec};
 use nsgf::data::toy2d::sample_points;
 use nsgf::flows::nsgfpp::NsfSchedule;
 use nsgf::ot::emd::w2;
-use nsgf::train::nsgfpp::{load_run, sample, train, NsgfppToyConfig};
+use nsgf::train::nsgfpp::{load_run, sample, train, NsgfppConfig};
 use rand::SeedableRng;
 use std::path::Path;
 
@@ -50,8 +50,8 @@ lr = 2e-3
 nsf_steps = 4
 "#;
 
-fn tiny() -> NsgfppToyConfig {
-    NsgfppToyConfig::from_toml(TINY, Path::new("tiny.toml")).unwrap()
+fn tiny() -> NsgfppConfig {
+    NsgfppConfig::from_toml(TINY, Path::new("tiny.toml")).unwrap()
 }
 
 #[test]
@@ -116,10 +116,10 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
 #[test]
 fn bad_nsgfpp_configs_are_errors() {
     let too_long = TINY.replace("steps = 3\neta", "steps = 8\neta");
-    let err = NsgfppToyConfig::from_toml(&too_long, Path::new("x.toml")).unwrap_err();
+    let err = NsgfppConfig::from_toml(&too_long, Path::new("x.toml")).unwrap_err();
     assert!(err.to_string().contains("at most 5"), "{err}");
     let zero = TINY.replace("nsf_steps = 4", "nsf_steps = 0");
-    assert!(NsgfppToyConfig::from_toml(&zero, Path::new("x.toml")).is_err());
+    assert!(NsgfppConfig::from_toml(&zero, Path::new("x.toml")).is_err());
     let unknown = format!("{TINY}\n[extra]\nx = 1\n");
-    assert!(NsgfppToyConfig::from_toml(&unknown, Path::new("x.toml")).is_err());
+    assert!(NsgfppConfig::from_toml(&unknown, Path::new("x.toml")).is_err());
 }

@@ -20,7 +20,6 @@ use crate::error::{NsgfError, Result};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// An image training set in a run config:
@@ -174,11 +173,6 @@ pub fn source_rows(
             "the run names neither a problem nor an image shape".into(),
         )),
     }
-}
-
-/// The path an image config reads, for messages.
-pub fn data_path(cfg: &ImageDataConfig) -> PathBuf {
-    cfg.dataset.path().to_path_buf()
 }
 
 #[cfg(test)]

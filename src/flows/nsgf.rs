@@ -93,33 +93,28 @@ pub fn minibatch_flow<B: Backend>(
     Ok((steps, x))
 }
 
-/// Builds (or refreshes) a trajectory pool (first half of Algorithm 1): `batches` minibatch
-/// flows from fresh source/target draws, each step stored as `(x_k, τ_k = k/T, u_k = ηT·v_k)`.
-/// `sample` draws `(x0, y)` minibatches; `progress(b)` is called after each batch.
-pub fn fill_pool<B: Backend>(
+/// Pushes one minibatch flow into a trajectory pool (first half of Algorithm 1): the flow from
+/// `(x0, y)` (each `(n, d)`), each step stored as `(x_k, τ_k = k/T, u_k = ηT·v_k)`. `flow` names
+/// the flow in errors. The caller validates `cfg` once.
+pub fn push_flow<B: Backend>(
     pool: &mut TrajectoryPool,
     cfg: &NsgfConfig,
-    batches: usize,
-    mut sample: impl FnMut(usize) -> (Tensor<B, 2>, Tensor<B, 2>),
-    mut progress: impl FnMut(usize),
+    x0: Tensor<B, 2>,
+    y: Tensor<B, 2>,
+    flow: usize,
 ) -> Result<()> {
-    cfg.validate()?;
     let scale = cfg.horizon();
-    for b in 0..batches {
-        let (x0, y) = sample(cfg.batch);
-        let (steps, _) = minibatch_flow(x0, y, cfg)?;
-        for (k, step) in steps.into_iter().enumerate() {
-            let tau = k as f32 / cfg.steps as f32;
-            let x = to_f32_vec(step.x)?;
-            let u = to_f32_vec(step.v.mul_scalar(scale))?;
-            if let Some(bad) = u.iter().position(|v| !v.is_finite()) {
-                return Err(NsgfError::NonFinite(format!(
-                    "Sinkhorn velocity at flow step {k} of pool batch {b} (element {bad})"
-                )));
-            }
-            pool.push(&x, tau, &u)?;
+    let (steps, _) = minibatch_flow(x0, y, cfg)?;
+    for (k, step) in steps.into_iter().enumerate() {
+        let tau = k as f32 / cfg.steps as f32;
+        let x = to_f32_vec(step.x)?;
+        let u = to_f32_vec(step.v.mul_scalar(scale))?;
+        if let Some(bad) = u.iter().position(|v| !v.is_finite()) {
+            return Err(NsgfError::NonFinite(format!(
+                "Sinkhorn velocity at flow step {k} of pool flow {flow} (element {bad})"
+            )));
         }
-        progress(b + 1);
+        pool.push(&x, tau, &u)?;
     }
     Ok(())
 }

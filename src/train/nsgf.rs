@@ -10,7 +10,7 @@ use crate::data::loader::keyed_rng;
 use crate::data::pairs::PairData;
 use crate::data::toy2d::Distribution;
 use crate::error::{NsgfError, Result};
-use crate::flows::nsgf::{fill_pool, NsgfConfig};
+use crate::flows::nsgf::{push_flow, NsgfConfig};
 use crate::flows::pool::TrajectoryPool;
 use crate::flows::samplers::{integrate, Solver};
 use crate::io::npy::write_atomic;
@@ -90,17 +90,11 @@ fn push_flows<B: Backend>(
     let (n, d) = (spec.nsgf.batch, data.dim());
     for j in flows {
         let (x0, y) = data.pairs(n, spec.seed, STREAM_POOL, j as u64)?;
-        let mut draw = Some((
+        let (x0, y) = (
             rows_to_tensor::<B>(x0, n, d, device),
             rows_to_tensor::<B>(y, n, d, device),
-        ));
-        fill_pool::<B>(
-            pool,
-            spec.nsgf,
-            1,
-            |_| draw.take().expect("one draw per flow"),
-            |_| {},
-        )?;
+        );
+        push_flow::<B>(pool, spec.nsgf, x0, y, j)?;
         progress(j);
     }
     Ok(())
@@ -129,6 +123,7 @@ where
     M::InnerModule: ModuleSnapshot<B::InnerBackend>,
 {
     let (nsgf, pool_cfg) = (spec.nsgf, spec.pool);
+    nsgf.validate()?;
     let per_flow = nsgf.steps * nsgf.batch;
     let capacity = pool_cfg.batches * per_flow;
     let mut pool = TrajectoryPool::with_precision(data.dim(), capacity, pool_cfg.f16)?;

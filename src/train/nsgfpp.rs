@@ -109,13 +109,8 @@ pub enum Method {
     Nsgfpp,
 }
 
-/// True when a TOML config text declares `method = "nsgfpp"` (how the CLI tells NSGF++ configs
-/// and runs from NSGF ones).
-pub fn is_nsgfpp_config(text: &str) -> bool {
-    config_method(text).as_deref() == Some("nsgfpp")
-}
-
-/// The `method` a TOML config text declares (`"nsgfpp"`, `"cfm"`; none for a 2-D NSGF config).
+/// The `method` a TOML config text declares (`"nsgfpp"`, `"cfm"`, `"jko"`, `"ept"`; none for a
+/// 2-D NSGF config): how the CLI tells the kinds of configs and runs apart.
 pub fn config_method(text: &str) -> Option<String> {
     toml::from_str::<toml::Table>(text)
         .ok()?
@@ -166,9 +161,6 @@ pub struct NsgfppConfig {
     #[serde(default)]
     pub sampling: SamplingConfig,
 }
-
-/// The former name of [`NsgfppConfig`] (2-D runs).
-pub type NsgfppToyConfig = NsgfppConfig;
 
 impl NsgfppConfig {
     /// Parses and validates TOML text (`origin` names it in errors).

@@ -18,7 +18,7 @@ use super::config::{LrSchedule, OptimConfig, ToyConfig};
 use super::fit::{bar, fit_regression};
 use super::nsgf::{load_run, train as train_nsgf};
 use super::nsgfpp::{
-    load_run as load_nsgfpp_run, sample_from, train as train_nsgfpp, NsgfppRun, NsgfppToyConfig,
+    load_run as load_nsgfpp_run, sample_from, train as train_nsgfpp, NsgfppConfig, NsgfppRun,
 };
 use super::toy_eval::MeanStd;
 use super::wgf::{load_run as load_wgf_run, train as train_wgf, WgfConfig, WgfRun};
@@ -636,7 +636,7 @@ fn train_nsgfpp_cell<B: NnAutodiffBackend>(
 ) -> Result<(Trained<B::InnerBackend>, f64, f64)> {
     let t0 = Instant::now();
     let path = nsgfpp_config_path(settings, problem);
-    let mut cfg = NsgfppToyConfig::load(&path)?;
+    let mut cfg = NsgfppConfig::load(&path)?;
     same_problem(cfg.toy_problem()?, problem, &path)?;
     cfg.seed = seed;
     // The same budget per network as every other method (the time predictor: half of it).
