@@ -4,7 +4,7 @@
 
 use nsgf::backend::CpuAutodiff;
 use nsgf::data::toy2d::Problem;
-use nsgf::train::table1::{run_table1, Method, Table1, Table1Settings};
+use nsgf::train::table1::{run_table1, Cell, Method, Table1, Table1Settings};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -30,6 +30,7 @@ fn settings(configs: &Path) -> Table1Settings {
         problems: vec!["moons".into()],
         methods: vec!["nsgf".into(), "2rf".into()],
         seeds: 2,
+        eval_draws: 4,
         steps: 40,
         batch: 64,
         n_eval: 128,
@@ -82,6 +83,79 @@ fn tiny_table_runs_writes_outputs_and_resumes() {
     let json: Table1 =
         serde_json::from_slice(&std::fs::read(out.join("table1.json")).unwrap()).unwrap();
     assert_eq!(json.entries.len(), 2);
+    assert_eq!(json.paired, table.paired);
+
+    // Every model is scored on the same 4 test draws; its W2 is their mean.
+    let read_cell = |m: &str, seed: u64| -> Cell {
+        serde_json::from_slice(
+            &std::fs::read(work.join(format!("moons/{m}/seed{seed}/cell.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let cells: Vec<[Cell; 2]> = ["nsgf", "2rf"]
+        .iter()
+        .map(|m| [read_cell(m, 0), read_cell(m, 1)])
+        .collect();
+    for c in cells.iter().flatten() {
+        assert_eq!((c.w2_10_draws.len(), c.w2_100_draws.len()), (4, 4));
+        let mean = c.w2_10_draws.iter().sum::<f64>() / 4.0;
+        assert!((c.w2_10 - mean).abs() < 1e-12, "{c:?}");
+        // Different test draws give different W2.
+        assert_ne!(c.w2_10_draws[0], c.w2_10_draws[1]);
+    }
+    // Paired comparison NSGF − 2-RF, by hand from the cells.
+    assert_eq!(table.paired.len(), 2, "{:?}", table.paired);
+    for p in &table.paired {
+        assert_eq!((p.method.as_str(), p.other.as_str()), ("nsgf", "2rf"));
+        let pick = |c: &Cell| {
+            if p.steps == 10 {
+                c.w2_10_draws.clone()
+            } else {
+                c.w2_100_draws.clone()
+            }
+        };
+        let diffs: Vec<f64> = (0..2)
+            .map(|s| {
+                let (a, b) = (pick(&cells[0][s]), pick(&cells[1][s]));
+                (a.iter().sum::<f64>() - b.iter().sum::<f64>()) / 4.0
+            })
+            .collect();
+        assert!(
+            (p.diff.mean - (diffs[0] + diffs[1]) / 2.0).abs() < 1e-12,
+            "{p:?}"
+        );
+        assert_eq!(p.seeds_lower, diffs.iter().filter(|d| **d < 0.0).count());
+        let lower: usize = (0..2)
+            .map(|s| {
+                let (a, b) = (pick(&cells[0][s]), pick(&cells[1][s]));
+                a.iter().zip(&b).filter(|(x, y)| x < y).count()
+            })
+            .sum();
+        assert_eq!((p.pairs_lower, p.pairs, p.seeds), (lower, 8, 2));
+    }
+    assert!(md.contains("## Paired: NSGF − other at 10 steps"), "{md}");
+    assert!(md.contains("| 2-RF | "), "{md}");
+
+    // Scoring on more draws re-scores the cached models without training them again: the first
+    // draws keep their values (the draws are shared), loss and training time are kept.
+    let model = work.join("moons/nsgf/seed0/model.safetensors");
+    let model_stamp = std::fs::metadata(&model).unwrap().modified().unwrap();
+    let more = Table1Settings {
+        eval_draws: 5,
+        methods: vec!["nsgf".into()],
+        ..s.clone()
+    };
+    run_table1::<CpuAutodiff>(&more, &work, &out, &dev, false).unwrap();
+    let c = read_cell("nsgf", 0);
+    assert_eq!(c.w2_10_draws.len(), 5);
+    assert_eq!(c.w2_10_draws[..4], cells[0][0].w2_10_draws[..]);
+    assert_eq!(c.train_seconds, cells[0][0].train_seconds);
+    assert_eq!(
+        std::fs::metadata(&model).unwrap().modified().unwrap(),
+        model_stamp
+    );
+    // Back to 4 draws for what follows.
+    run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
 
     // Resume: cached cells are read back unchanged (not retrained) ...
     let cell = work.join("moons/2rf/seed1/cell.json");
@@ -100,7 +174,7 @@ fn tiny_table_runs_writes_outputs_and_resumes() {
     };
     run_table1::<CpuAutodiff>(&longer, &work, &out, &dev, false).unwrap();
     assert_ne!(std::fs::read(&cell).unwrap(), before);
-    let c: nsgf::train::table1::Cell =
+    let c: Cell =
         serde_json::from_slice(&std::fs::read(work.join("moons/1rf/seed0/cell.json")).unwrap())
             .unwrap();
     assert!(c.settings.contains("steps=41"), "{}", c.settings);

@@ -44,13 +44,16 @@ pub struct UnetArgs {
 
 #[derive(Args, Debug)]
 pub struct Table1Args {
-    /// Seeds per cell.
+    /// Training seeds per cell.
     #[arg(long, default_value_t = 3)]
     seeds: usize,
+    /// Test draws every model is scored on (the same for every method and seed).
+    #[arg(long, default_value_t = 20)]
+    draws: usize,
     /// Gradient steps per model (the paper: 20,000).
     #[arg(long, default_value_t = 20_000)]
     steps: usize,
-    /// Methods (comma-separated): nsgf, nsgfpp, otcfm, 1rf, 2rf, 3rf, si, fm, icfm.
+    /// Methods (comma-separated): nsgf, nsgfpp, jko, ept, otcfm, 1rf, 2rf, 3rf, si, fm, icfm.
     #[arg(long, value_delimiter = ',', default_values_t = Table1Settings::default().methods)]
     methods: Vec<String>,
     /// Problems (comma-separated): 8gaussians, 8gaussians-moons, moons, scurve, checkerboard.
@@ -119,6 +122,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 problems: a.problems,
                 methods: a.methods,
                 seeds: a.seeds,
+                eval_draws: a.draws,
                 steps: a.steps,
                 lr: a.lr,
                 lr_schedule: a.lr_schedule,

@@ -240,8 +240,12 @@ impl FromStr for Method {
 pub struct Table1Settings {
     pub problems: Vec<String>,
     pub methods: Vec<String>,
-    /// Seeds per cell (training seed `s` and evaluation draws of seed `s`).
+    /// Training seeds per cell.
     pub seeds: usize,
+    /// Test draws every model is scored on (the same draws for every method and seed); a
+    /// model's W2 is its mean over them.
+    #[serde(default = "default_eval_draws")]
+    pub eval_draws: usize,
     /// Gradient steps per model (the paper: 20,000; each k-RF stage gets this budget).
     pub steps: usize,
     /// Training batch (pairs per step; NSGF: samples drawn from its pool).
@@ -263,12 +267,17 @@ pub struct Table1Settings {
     pub threads: usize,
 }
 
+fn default_eval_draws() -> usize {
+    20
+}
+
 impl Default for Table1Settings {
     fn default() -> Self {
         Self {
             problems: Problem::ALL.iter().map(|p| p.to_string()).collect(),
             methods: Method::ALL.iter().map(|m| m.key()).collect(),
             seeds: 3,
+            eval_draws: default_eval_draws(),
             steps: 20_000,
             batch: 256,
             lr: 1e-3,
@@ -314,6 +323,7 @@ impl Table1Settings {
             .collect::<Result<Vec<_>>>()?;
         for (v, name) in [
             (self.seeds, "seeds"),
+            (self.eval_draws, "eval_draws"),
             (self.steps, "steps"),
             (self.batch, "batch"),
             (self.n_eval, "n_eval"),
@@ -344,16 +354,23 @@ impl Table1Settings {
     }
 }
 
-/// The evaluation of one trained model with one seed.
+/// The evaluation of one trained model (one training seed) on the shared test draws.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Cell {
     pub problem: String,
     pub method: String,
     pub seed: u64,
-    /// W2 after 10 and 100 Euler steps.
+    /// W2 after 10 and 100 Euler steps: the mean over the test draws.
     pub w2_10: f64,
     pub w2_100: f64,
-    /// W2 to the test set after each of the 10 Euler steps (index 0 = the source draw).
+    /// W2 after 10 and 100 steps on each test draw `d = 0..eval_draws` (the same draws for every
+    /// method and seed, so that two models can be compared draw by draw).
+    #[serde(default)]
+    pub w2_10_draws: Vec<f64>,
+    #[serde(default)]
+    pub w2_100_draws: Vec<f64>,
+    /// W2 to the test set after each of the 10 Euler steps (index 0 = the source draw), mean
+    /// over the first [`CURVE_DRAWS`] test draws.
     pub curve_10: Vec<f64>,
     /// Training loss (mean of the last 100 steps) and seconds (NSGF: pool + training; k-RF:
     /// coupling generation + training).
@@ -370,14 +387,19 @@ fn draw(dist: Distribution, n: usize, seed: u64) -> crate::io::npy::Points {
     sample_points(dist, n, &mut rng)
 }
 
-/// Test set, source draw and floor draw of evaluation seed `s` (shared by every method).
-fn eval_draws(problem: Problem, n: usize, s: u64) -> [crate::io::npy::Points; 3] {
+/// Test set, source draw and floor draw of test draw `d` (shared by every method and training
+/// seed).
+fn eval_draws(problem: Problem, n: usize, d: u64) -> [crate::io::npy::Points; 3] {
     [
-        draw(problem.target(), n, 10_000 + s),
-        draw(problem.source(), n, 20_000 + s),
-        draw(problem.target(), n, 30_000 + s),
+        draw(problem.target(), n, 10_000 + d),
+        draw(problem.source(), n, 20_000 + d),
+        draw(problem.target(), n, 30_000 + d),
     ]
 }
+
+/// Test draws whose W2-after-each-step curve is computed (10 exact W2 each; the other draws
+/// only score the end states).
+pub const CURVE_DRAWS: usize = 3;
 
 /// A trained cell: a velocity field (NSGF and the baselines) or the three NSGF++ networks.
 enum Trained<B: NnBackend> {
@@ -466,22 +488,76 @@ fn points(v: &[f32]) -> crate::io::npy::Points {
     }
 }
 
-/// Evaluates a trained model with evaluation seed `s` (paper E.1 protocol).
+/// A model's scores on the test draws `0..draws` (paper E.1 protocol on each draw).
+struct Scores {
+    w2_10: Vec<f64>,
+    w2_100: Vec<f64>,
+    curve_10: Vec<f64>,
+}
+
+/// Evaluates a trained model on the test draws `0..draws`: W2 after 10 and 100 evaluations on
+/// every draw, and the W2-after-each-step curve averaged over the first [`CURVE_DRAWS`] draws.
+/// The samples are drawn in order; the exact W2 problems (independent, single-threaded) run in
+/// parallel.
 fn evaluate_model<B: NnBackend>(
     model: &Trained<B>,
     problem: Problem,
     n: usize,
-    s: u64,
+    draws: usize,
     dev: &B::Device,
-) -> Result<(f64, f64, Vec<f64>)> {
-    let test = &eval_draws(problem, n, s)[0];
-    let (path, x100) = sample_paths(model, problem, n, s, dev)?;
-    let curve = path
-        .iter()
-        .map(|x| w2(&points(x), test))
+) -> Result<Scores> {
+    use rayon::prelude::*;
+    // (draw, step or None for the 100-step state, samples)
+    let mut jobs: Vec<(usize, Option<usize>, Vec<f32>)> = Vec::new();
+    for d in 0..draws {
+        let (path, x100) = sample_paths(model, problem, n, d as u64, dev)?;
+        let steps = path.len();
+        for (k, x) in path.into_iter().enumerate() {
+            if d < CURVE_DRAWS || k + 1 == steps {
+                jobs.push((d, Some(k), x));
+            }
+        }
+        jobs.push((d, None, x100));
+    }
+    let tests: Vec<_> = (0..draws)
+        .map(|d| eval_draws(problem, n, d as u64)[0].clone())
+        .collect();
+    let values = jobs
+        .par_iter()
+        .map(|(d, _, x)| w2(&points(x), &tests[*d]))
         .collect::<Result<Vec<_>>>()?;
-    let w2_10 = *curve.last().unwrap_or(&f64::NAN);
-    Ok((w2_10, w2(&points(&x100), test)?, curve))
+    let mut w2_10 = vec![f64::NAN; draws];
+    let mut w2_100 = vec![f64::NAN; draws];
+    let mut curve: Vec<f64> = Vec::new();
+    let curve_draws = draws.min(CURVE_DRAWS) as f64;
+    let steps = jobs
+        .iter()
+        .filter_map(|(d, k, _)| (*d == 0).then_some(*k).flatten())
+        .max()
+        .map_or(0, |k| k + 1);
+    for ((d, k, _), v) in jobs.iter().zip(values) {
+        match k {
+            None => w2_100[*d] = v,
+            Some(k) => {
+                if *k + 1 == steps {
+                    w2_10[*d] = v;
+                }
+                if *d < CURVE_DRAWS {
+                    curve.resize(steps, 0.0);
+                    curve[*k] += v / curve_draws;
+                }
+            }
+        }
+    }
+    Ok(Scores {
+        w2_10,
+        w2_100,
+        curve_10: curve,
+    })
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 /// Paths of the work directory.
@@ -759,10 +835,37 @@ fn run_cell<B: NnAutodiffBackend>(
     let dir = cell_dir(work, problem, method, seed);
     let cell_path = dir.join(CELL_FILE);
     let key = cell_key(settings, problem, method)?;
+    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
+    let n = settings.n_eval;
+    let draws = settings.eval_draws;
+    let finish = |model: &Trained<B::InnerBackend>, final_loss: f64, train_seconds: f64| {
+        let scores = evaluate_model(model, problem, n, draws, &inner)?;
+        let cell = Cell {
+            problem: problem.to_string(),
+            method: method.key(),
+            seed,
+            w2_10: mean(&scores.w2_10),
+            w2_100: mean(&scores.w2_100),
+            w2_10_draws: scores.w2_10,
+            w2_100_draws: scores.w2_100,
+            curve_10: scores.curve_10,
+            final_loss,
+            train_seconds,
+            settings: key.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&cell).map_err(|e| NsgfError::Other(e.to_string()))?;
+        write_atomic(&cell_path, &json)?;
+        Ok(cell)
+    };
     if let Ok(text) = std::fs::read(&cell_path) {
         match serde_json::from_slice::<Cell>(&text) {
             Ok(cell) if cell.settings == key && model_file(method, &dir).exists() => {
-                return Ok(cell)
+                if cell.w2_10_draws.len() == draws && cell.w2_100_draws.len() == draws {
+                    return Ok(cell);
+                }
+                // Trained with these settings, scored on other test draws: score it again.
+                let model = load_trained::<B::InnerBackend>(method, &dir, &inner)?;
+                return finish(&model, cell.final_loss, cell.train_seconds);
             }
             Ok(_) => {
                 tracing::info!(path = %cell_path.display(), "cached cell made with other settings, recomputing")
@@ -788,22 +891,7 @@ fn run_cell<B: NnAutodiffBackend>(
             (Trained::Field(m), l, t)
         }
     };
-    let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
-    let (w2_10, w2_100, curve_10) = evaluate_model(&model, problem, settings.n_eval, seed, &inner)?;
-    let cell = Cell {
-        problem: problem.to_string(),
-        method: method.key(),
-        seed,
-        w2_10,
-        w2_100,
-        curve_10,
-        final_loss,
-        train_seconds,
-        settings: key,
-    };
-    let json = serde_json::to_vec_pretty(&cell).map_err(|e| NsgfError::Other(e.to_string()))?;
-    write_atomic(&cell_path, &json)?;
-    Ok(cell)
+    finish(&model, final_loss, train_seconds)
 }
 
 /// One aggregated entry of the table.
@@ -820,13 +908,68 @@ pub struct Entry {
     pub train_seconds: MeanStd,
 }
 
+/// NSGF or NSGF++ against another method on one problem, paired by training seed and test draw.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Paired {
+    pub problem: String,
+    /// The reference method (`nsgf` or `nsgfpp`) and the one it is compared with.
+    pub method: String,
+    pub other: String,
+    /// Network evaluations (10 or 100).
+    pub steps: usize,
+    /// Over training seeds `s`: `W2(method, s) − W2(other, s)`, each W2 the mean over the shared
+    /// test draws; negative means `method` is lower.
+    pub diff: MeanStd,
+    /// Training seeds on which `method` is lower, of `seeds`.
+    pub seeds_lower: usize,
+    pub seeds: usize,
+    /// (seed, test draw) pairs on which `method` is lower, of `pairs`.
+    pub pairs_lower: usize,
+    pub pairs: usize,
+}
+
+/// Compares `a` with `b` seed by seed (cells in seed order) after `steps` evaluations.
+fn paired(problem: Problem, a: (Method, &[Cell]), b: (Method, &[Cell]), steps: usize) -> Paired {
+    let pick = |c: &Cell| {
+        if steps == 10 {
+            (c.w2_10, c.w2_10_draws.clone())
+        } else {
+            (c.w2_100, c.w2_100_draws.clone())
+        }
+    };
+    let mut diffs = Vec::new();
+    let (mut pairs, mut pairs_lower) = (0, 0);
+    for (ca, cb) in a.1.iter().zip(b.1) {
+        let ((ma, da), (mb, db)) = (pick(ca), pick(cb));
+        diffs.push(ma - mb);
+        for (x, y) in da.iter().zip(&db) {
+            pairs += 1;
+            pairs_lower += usize::from(x < y);
+        }
+    }
+    Paired {
+        problem: problem.to_string(),
+        method: a.0.key(),
+        other: b.0.key(),
+        steps,
+        diff: MeanStd::of(&diffs),
+        seeds_lower: diffs.iter().filter(|&&d| d < 0.0).count(),
+        seeds: diffs.len(),
+        pairs_lower,
+        pairs,
+    }
+}
+
 /// The whole table.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table1 {
     pub settings: Table1Settings,
     pub entries: Vec<Entry>,
-    /// Two-sample floor W2(fresh target draw, test) per problem.
+    /// Two-sample floor W2(fresh target draw, test) per problem, over the test draws.
     pub floor: Vec<(String, MeanStd)>,
+    /// NSGF and NSGF++ against every other method, per problem and column.
+    #[serde(default)]
+    pub paired: Vec<Paired>,
     pub seconds: f64,
 }
 
@@ -863,15 +1006,21 @@ pub fn run_table1<B: NnAutodiffBackend>(
     );
     let mut entries = Vec::new();
     let mut floor = Vec::new();
+    let mut pairs = Vec::new();
     for &problem in &problems {
         let n = settings.n_eval;
-        let f = (0..settings.seeds as u64)
-            .map(|s| {
-                let [test, _, fresh] = eval_draws(problem, n, s);
-                w2(&fresh, &test)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let f = {
+            use rayon::prelude::*;
+            (0..settings.eval_draws as u64)
+                .into_par_iter()
+                .map(|d| {
+                    let [test, _, fresh] = eval_draws(problem, n, d);
+                    w2(&fresh, &test)
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
         floor.push((problem.to_string(), MeanStd::of(&f)));
+        let mut scored: Vec<(Method, Vec<Cell>)> = Vec::new();
         for &method in &order {
             let mut cells = Vec::new();
             for s in 0..settings.seeds as u64 {
@@ -898,6 +1047,17 @@ pub fn run_table1<B: NnAutodiffBackend>(
                     .collect(),
                 train_seconds: pick(&|c| c.train_seconds),
             });
+            scored.push((method, cells));
+        }
+        for (m, cells) in scored
+            .iter()
+            .filter(|(m, _)| matches!(m, Method::Nsgf | Method::Nsgfpp))
+        {
+            for (o, other) in scored.iter().filter(|(o, _)| o != m) {
+                for steps in [10, 100] {
+                    pairs.push(paired(problem, (*m, cells), (*o, other), steps));
+                }
+            }
         }
         figures::<B::InnerBackend>(problem, &methods, settings, work, out, &floor)?;
     }
@@ -906,6 +1066,7 @@ pub fn run_table1<B: NnAutodiffBackend>(
         settings: settings.clone(),
         entries,
         floor,
+        paired: pairs,
         seconds: t0.elapsed().as_secs_f64(),
     };
     std::fs::create_dir_all(out).map_err(|e| NsgfError::io(out, e))?;
@@ -974,8 +1135,9 @@ pub fn markdown(t: &Table1) -> String {
     let find = |p: &str, m: &str| t.entries.iter().find(|e| e.problem == p && e.method == m);
     let mut s = String::new();
     s += &format!(
-        "# Table 1 (2-D): exact W2, {} generated vs {} test samples, mean ± std over {} seeds\n\n",
-        t.settings.n_eval, t.settings.n_eval, t.settings.seeds
+        "# Table 1 (2-D): exact W2, {} generated vs {} test samples; each model scored on the same {} \
+test draws (its W2: the mean over them); mean ± std over {} training seeds\n\n",
+        t.settings.n_eval, t.settings.n_eval, t.settings.eval_draws, t.settings.seeds
     );
     s += &format!(
         "Budget per model: {} Adam steps (lr {}, {:?} schedule), batch {}, MLP 3×256; σ = {} (FM, I-CFM, OT-CFM, SI); \
@@ -1062,6 +1224,69 @@ NSGF is lower on {k} of {} problems here — {}.**\n",
                 "the claim does not hold"
             }
         );
+    }
+    s += &paired_markdown(t, &problems, &labels);
+    s
+}
+
+/// The paired comparisons: per reference method and column, `mean ± std` over training seeds of
+/// the per-seed difference, then `k/n` seeds lower and the share of (seed, draw) pairs lower.
+fn paired_markdown(t: &Table1, problems: &[String], labels: &[(String, String)]) -> String {
+    let mut s = String::new();
+    let label = |k: &str| {
+        labels
+            .iter()
+            .find(|(key, _)| key == k)
+            .map_or(k.to_string(), |(_, l)| l.clone())
+    };
+    for reference in ["nsgf", "nsgfpp"] {
+        if !t.paired.iter().any(|p| p.method == reference) {
+            continue;
+        }
+        for steps in [10, 100] {
+            s += &format!(
+                "\n## Paired: {} − other at {steps} steps\n\nPer training seed: W2({0}) − W2(other), both the \
+mean over the same {} test draws; mean ± std over seeds (negative: {0} lower), then the seeds on which {0} \
+is lower and the share of (seed, test draw) pairs on which it is lower.\n\n| vs |",
+                label(reference),
+                t.settings.eval_draws
+            );
+            for p in problems {
+                s += &format!(" {p} |");
+            }
+            s += "\n|---|";
+            s += &"---:|".repeat(problems.len());
+            s += "\n";
+            let others: Vec<&str> = labels
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| *k != reference)
+                .collect();
+            for other in others {
+                s += &format!("| {} |", label(other));
+                for p in problems {
+                    match t.paired.iter().find(|c| {
+                        c.method == reference
+                            && c.other == other
+                            && c.steps == steps
+                            && c.problem == *p
+                    }) {
+                        Some(c) => {
+                            s += &format!(
+                                " {:+.3} ± {:.3} ({}/{}, {:.0} %) |",
+                                c.diff.mean,
+                                c.diff.std,
+                                c.seeds_lower,
+                                c.seeds,
+                                100.0 * c.pairs_lower as f64 / c.pairs.max(1) as f64
+                            )
+                        }
+                        None => s += " - |",
+                    }
+                }
+                s += "\n";
+            }
+        }
     }
     s
 }
