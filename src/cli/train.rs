@@ -10,6 +10,7 @@ use nsgf::train::cfm;
 use nsgf::train::config::ToyConfig;
 use nsgf::train::nsgf as toy;
 use nsgf::train::nsgfpp;
+use nsgf::train::sjko;
 use nsgf::train::wgf;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -46,8 +47,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
         Some("nsgfpp") => return train_nsgfpp(args),
         Some("cfm") => return train_cfm(args),
         Some("jko" | "ept") => return train_wgf(args),
+        Some("sjko") => return train_sjko(args),
         Some(other) => anyhow::bail!(
-            "{}: unknown method {other:?} (nsgfpp, cfm, jko, ept; no method key: a 2-D NSGF config)",
+            "{}: unknown method {other:?} (nsgfpp, cfm, jko, ept, sjko; no method key: a 2-D NSGF config)",
             args.config.display()
         ),
         None => {}
@@ -175,6 +177,39 @@ fn train_wgf(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// `nsgf train` on an S-JKO config (`--steps` overrides the iterations of every phase).
+fn train_sjko(args: TrainArgs) -> Result<()> {
+    let mut cfg = sjko::SjkoConfig::load(&args.config)?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if let Some(steps) = args.steps {
+        cfg.iterations = steps;
+        cfg.init_iterations = None;
+    }
+    cfg.validate()?;
+    let show = std::io::stderr().is_terminal();
+    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| sjko::train::<B>(
+        &cfg,
+        &args.out,
+        &dev,
+        args.resume,
+        show
+    ))
+    .with_context(|| format!("training {}", args.config.display()))?;
+    eprintln!(
+        "S-JKO: {} phases, {} iterations ({} in this call) in {:.1}s; losses D {:.4}, G {:.4}",
+        cfg.phases,
+        report.iterations,
+        report.new_iterations,
+        report.seconds,
+        report.loss_d,
+        report.loss_g
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 /// Writes image samples (`[-1, 1]` rows of `shape`) as a uint8 `.npy` or a PNG folder, and the
 /// grid of the first ones (after `before`'s block when given) into `grid`.
 fn write_image_samples(
@@ -261,6 +296,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         Some("nsgfpp") => return sample_nsgfpp(args),
         Some("cfm") => return sample_cfm(args),
         Some("jko" | "ept") => return sample_wgf(args),
+        Some("sjko") => return sample_sjko(args),
         _ => {}
     }
     let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
@@ -419,6 +455,41 @@ fn sample_wgf(args: SampleArgs) -> Result<()> {
     }
     eprintln!(
         "wrote {} samples to {} (NFE = {k})",
+        args.n,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `nsgf sample` on an S-JKO run: one generator call (NFE = 1); `--plot` shows the state after
+/// every phase (the generators at the phase ends, the same prior points and latents).
+fn sample_sjko(args: SampleArgs) -> Result<()> {
+    let (x, path, problem, k) = nsgf::with_backend!(args.device, |B, dev| {
+        let run = sjko::load_run::<B>(&args.run, &dev)?;
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
+        let x0 = run.config.problem.source().sample(args.n, &mut rng);
+        let x0 = nsgf::convert::rows_to_tensor::<B>(x0, args.n, 2, &dev);
+        let mut path = Vec::new();
+        let x = run.phases(x0, args.seed, |x| path.push(x.clone()));
+        let path = path
+            .into_iter()
+            .map(to_f32_vec)
+            .collect::<nsgf::Result<Vec<_>>>()?;
+        anyhow::Ok((to_f32_vec(x)?, path, run.config.problem, run.config.phases))
+    })?;
+    write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], x))?;
+    if let Some(png) = &args.plot {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
+        let target = problem.target().sample(args.n, &mut rng);
+        nsgf::metrics::plots::trajectory_plot(
+            png,
+            &path,
+            &target,
+            &format!("S-JKO {problem}, after each of {k} phases"),
+        )?;
+    }
+    eprintln!(
+        "wrote {} samples to {} (NFE = 1)",
         args.n,
         args.out.display()
     );

@@ -38,16 +38,32 @@ pub enum Problem {
     Scurve,
     /// N(0, I₂) → [`Distribution::Checkerboard`]. Name `checkerboard`.
     Checkerboard,
+    /// N(0, I₂) → [`Distribution::TwentyFiveGaussians`] (an S-JKO toy problem). Name
+    /// `25gaussians`.
+    TwentyFiveGaussians,
+    /// N(0, I₂) → [`Distribution::TwoCircles`] (an S-JKO toy problem). Name `twocircles`.
+    TwoCircles,
 }
 
 impl Problem {
-    /// Every problem, in the order of the paper's Table 1 (then checkerboard).
-    pub const ALL: [Problem; 5] = [
+    /// The five problems of Table 1, in the paper's order (then checkerboard).
+    pub const TABLE1: [Problem; 5] = [
         Problem::EightGaussians,
         Problem::EightGaussiansToMoons,
         Problem::Moons,
         Problem::Scurve,
         Problem::Checkerboard,
+    ];
+
+    /// Every problem: [`Problem::TABLE1`], then the S-JKO code's 25gaussians and twocircles.
+    pub const ALL: [Problem; 7] = [
+        Problem::EightGaussians,
+        Problem::EightGaussiansToMoons,
+        Problem::Moons,
+        Problem::Scurve,
+        Problem::Checkerboard,
+        Problem::TwentyFiveGaussians,
+        Problem::TwoCircles,
     ];
 
     /// The canonical name (what [`fmt::Display`] prints and serde writes).
@@ -58,6 +74,8 @@ impl Problem {
             Problem::Moons => "moons",
             Problem::Scurve => "scurve",
             Problem::Checkerboard => "checkerboard",
+            Problem::TwentyFiveGaussians => "25gaussians",
+            Problem::TwoCircles => "twocircles",
         }
     }
 
@@ -77,6 +95,8 @@ impl Problem {
             Problem::EightGaussiansToMoons | Problem::Moons => Distribution::Moons,
             Problem::Scurve => Distribution::Scurve,
             Problem::Checkerboard => Distribution::Checkerboard,
+            Problem::TwentyFiveGaussians => Distribution::TwentyFiveGaussians,
+            Problem::TwoCircles => Distribution::TwoCircles,
         }
     }
 
@@ -109,6 +129,8 @@ impl FromStr for Problem {
             "moons" => Ok(Problem::Moons),
             "scurve" => Ok(Problem::Scurve),
             "checkerboard" => Ok(Problem::Checkerboard),
+            "25gaussians" => Ok(Problem::TwentyFiveGaussians),
+            "twocircles" => Ok(Problem::TwoCircles),
             other => Err(NsgfError::Param(format!(
                 "unknown 2-D problem {other:?}; valid names: {}",
                 Problem::valid_names()
@@ -166,19 +188,31 @@ pub enum Distribution {
     /// 8 squares of side 2 — the cells (i, j) of the 4×4 board on [−4, 4]² with i + j even, where
     /// i = ⌊x/2⌋, j = ⌊y/2⌋ ∈ {−2, …, 1}. Population: mean 0, covariance [[16/3, 1], [1, 16/3]].
     Checkerboard,
+    /// The S-JKO code's `25gaussian` (`SquareGaussian`): centres {−6, −3, 0, 3, 6}², each
+    /// component N(c, 0.005·I₂) (0.005 is the covariance: std ≈ 0.0707). The official sampler
+    /// draws equal counts per component; this one draws the component uniformly (i.i.d.).
+    /// Population: mean 0, covariance (18 + 0.005)·I.
+    TwentyFiveGaussians,
+    /// The S-JKO code's `twocircles`: radius 4 or 8 (probability 1/2 each; the official sampler
+    /// alternates) around 0, angle uniform, plus N(0, 0.2²·I₂) noise. Population: mean 0,
+    /// covariance (r̄²/2 + 0.04)·I = 20.04·I with r̄² = (16 + 64)/2.
+    TwoCircles,
 }
 
 impl Distribution {
     /// Every distribution.
-    pub const ALL: [Distribution; 5] = [
+    pub const ALL: [Distribution; 7] = [
         Distribution::Gaussian,
         Distribution::EightGaussians,
         Distribution::Moons,
         Distribution::Scurve,
         Distribution::Checkerboard,
+        Distribution::TwentyFiveGaussians,
+        Distribution::TwoCircles,
     ];
 
-    /// Short name: `gaussian`, `8gaussians`, `moons`, `scurve`, `checkerboard`.
+    /// Short name: `gaussian`, `8gaussians`, `moons`, `scurve`, `checkerboard`, `25gaussians`,
+    /// `twocircles`.
     pub fn name(self) -> &'static str {
         match self {
             Distribution::Gaussian => "gaussian",
@@ -186,6 +220,8 @@ impl Distribution {
             Distribution::Moons => "moons",
             Distribution::Scurve => "scurve",
             Distribution::Checkerboard => "checkerboard",
+            Distribution::TwentyFiveGaussians => "25gaussians",
+            Distribution::TwoCircles => "twocircles",
         }
     }
 
@@ -253,6 +289,23 @@ impl Distribution {
                 let x2 = rng.random::<f64>() - 2.0 * b + x1.floor().rem_euclid(2.0);
                 [2.0 * x1, 2.0 * x2]
             }
+            Distribution::TwentyFiveGaussians => {
+                const GRID: [f64; 5] = [-6.0, -3.0, 0.0, 3.0, 6.0];
+                let k = rng.random_range(0..25usize);
+                let std = 0.005f64.sqrt();
+                [
+                    GRID[k / 5] + std * normal(rng),
+                    GRID[k % 5] + std * normal(rng),
+                ]
+            }
+            Distribution::TwoCircles => {
+                let r = if rng.random_bool(0.5) { 4.0 } else { 8.0 };
+                let t = 2.0 * PI * rng.random::<f64>();
+                [
+                    r * t.cos() + 0.2 * normal(rng),
+                    r * t.sin() + 0.2 * normal(rng),
+                ]
+            }
         }
     }
 
@@ -285,6 +338,8 @@ impl Distribution {
                 [[xx, xy], [xy, yy]]
             }
             Distribution::Checkerboard => [[16.0 / 3.0, 1.0], [1.0, 16.0 / 3.0]],
+            Distribution::TwentyFiveGaussians => [[18.005, 0.0], [0.0, 18.005]],
+            Distribution::TwoCircles => [[20.04, 0.0], [0.0, 20.04]],
         }
     }
 }
@@ -373,6 +428,12 @@ mod tests {
             (Problem::Moons, D::Gaussian, D::Moons),
             (Problem::Scurve, D::Gaussian, D::Scurve),
             (Problem::Checkerboard, D::Gaussian, D::Checkerboard),
+            (
+                Problem::TwentyFiveGaussians,
+                D::Gaussian,
+                D::TwentyFiveGaussians,
+            ),
+            (Problem::TwoCircles, D::Gaussian, D::TwoCircles),
         ];
         for (p, s, t) in expected {
             assert_eq!((p.source(), p.target()), (s, t), "{p}");

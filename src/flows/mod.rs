@@ -1,6 +1,6 @@
 //! Flows: the NSGF minibatch Sinkhorn gradient flow and trajectory pool (Algorithm 1), ODE
 //! samplers (Algorithm 2), the flow-matching baselines, and the objectives of the neural
-//! Wasserstein-gradient-flow baselines JKO-Flow and EPT ([`wgf`]).
+//! Wasserstein-gradient-flow baselines JKO-Flow and EPT ([`wgf`]) and of S-JKO ([`sjko`]).
 //!
 //! Time convention: every learned flow is a vector field `u(x, τ)` on `τ ∈ [0, 1]`,
 //! `dx/dτ = u(x, τ)`. For NSGF trained with `T` steps of size `η`, the teacher's Euler steps
@@ -14,6 +14,7 @@ pub mod nsgfpp;
 pub mod pool;
 pub mod reflow;
 pub mod samplers;
+pub mod sjko;
 pub mod wgf;
 
 use burn::tensor::{backend::Backend, Tensor};

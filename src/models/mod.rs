@@ -5,12 +5,14 @@
 //! * [`unet`] — the ADM UNet of the image experiments (torchcfm's `UNetModelWrapper`).
 //! * [`time_predictor`] — the NSGF++ phase-transition time predictor (MLP for 2-D, CNN for images).
 //! * [`wgf`] — the maps, critics and density-ratio network of JKO-Flow and EPT.
+//! * [`sjko`] — the S-JKO toy generator `T(x, z)` and potential (ResNet_FC trunks).
 //! * [`ops`] — fast image-network ops (convolution, GroupNorm + SiLU, attention) with custom
 //!   backward passes, behind burn's custom-op API.
 
 pub mod inception;
 pub mod mlp;
 pub mod ops;
+pub mod sjko;
 pub mod time_predictor;
 pub mod unet;
 pub mod wgf;

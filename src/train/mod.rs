@@ -11,6 +11,7 @@
 //! * [`toy_eval`] — the 2-D evaluation protocol (W2, floor, teacher).
 //! * [`table1`] — the paper's Table 1 harness (NSGF beside FM, I-CFM, OT-CFM, SI, k-RF).
 //! * [`wgf`] — JKO-Flow and EPT runs on the 2-D problems (Table 1's neural WGF baselines).
+//! * [`sjko`] — S-JKO runs on the 2-D problems (K JKO phases of one generator, NFE = 1).
 //! * [`unet_bench`] — the speed of a UNet training step and of its ops (`nsgf bench unet`).
 
 pub mod cfm;
@@ -21,6 +22,7 @@ pub mod interrupt;
 pub mod nsgf;
 pub mod nsgfpp;
 pub mod optim;
+pub mod sjko;
 pub mod table1;
 pub mod toy_eval;
 pub mod unet_bench;

@@ -187,7 +187,7 @@ impl Method {
             ],
             _ => return None,
         };
-        let i = Problem::ALL.iter().position(|p| *p == problem)?;
+        let i = Problem::TABLE1.iter().position(|p| *p == problem)?;
         Some(row[i])
     }
 
@@ -274,7 +274,7 @@ fn default_eval_draws() -> usize {
 impl Default for Table1Settings {
     fn default() -> Self {
         Self {
-            problems: Problem::ALL.iter().map(|p| p.to_string()).collect(),
+            problems: Problem::TABLE1.iter().map(|p| p.to_string()).collect(),
             methods: Method::ALL.iter().map(|m| m.key()).collect(),
             seeds: 3,
             eval_draws: default_eval_draws(),
