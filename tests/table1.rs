@@ -347,3 +347,35 @@ fn jko_flow_and_ept_are_table_methods_with_a_run_per_step_count() {
         }
     }
 }
+
+#[test]
+fn sjko_is_a_table_method_with_one_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(configs.join("sjko")).unwrap();
+    std::fs::write(
+        configs.join("sjko/moons.toml"),
+        "method = \"sjko\"\nproblem = \"moons\"\nphases = 10\nbatch = 64\nhidden = 16\nblocks = 1\nlr_g = 1e-3\nlr_d = 1e-3\n",
+    )
+    .unwrap();
+    let (work, out) = (dir.path().join("work"), dir.path().join("out"));
+    let s = Table1Settings {
+        methods: vec!["sjko".into()],
+        seeds: 1,
+        steps: 200,
+        ..settings(&configs)
+    };
+    let table = run_table1::<CpuAutodiff>(&s, &work, &out, &Default::default(), false).unwrap();
+    let e = &table.entries[0];
+    assert_eq!((e.method.as_str(), e.label.as_str()), ("sjko", "S-JKO"));
+    assert_eq!(e.paper, None);
+    // One generator call: the same model and draws in both columns; the path is the source
+    // and the generator at the end of each of the 10 phases (20 iterations each).
+    assert_eq!(e.w2_10.mean, e.w2_100.mean);
+    assert_eq!(e.curve_10.len(), 11);
+    assert!(e.curve_10[10] < e.curve_10[0], "{:?}", e.curve_10);
+    let cfg = std::fs::read_to_string(work.join("moons/sjko/seed0/config.toml")).unwrap();
+    assert!(cfg.contains("iterations = 20"), "{cfg}");
+    let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
+    assert!(md.contains("| S-JKO |") && md.contains("NFE = 1"), "{md}");
+}
