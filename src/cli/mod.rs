@@ -31,9 +31,10 @@ enum Command {
     #[command(subcommand)]
     Data(data::DataCommand),
     /// Train from a config: NSGF on a 2-D problem (Algorithm 1), NSGF++ (`method = "nsgfpp"`,
-    /// Algorithm 3, 2-D or images) or flow matching (`method = "cfm"`).
+    /// Algorithm 3, 2-D or images), flow matching (`method = "cfm"`), JKO-Flow / EPT
+    /// (`method = "jko"` / `"ept"`) or S-JKO (`method = "sjko"`).
     Train(train::TrainArgs),
-    /// Sample from a trained run (Algorithm 2; NSGF++: Algorithm 4).
+    /// Sample from a trained run (Algorithm 2; NSGF++: Algorithm 4; S-JKO: one generator call).
     Sample(train::SampleArgs),
     /// Train, evaluate (W2 at 10 and 100 steps over 3 seeds) and draw the figures of one 2-D problem.
     Run(train::RunArgs),
