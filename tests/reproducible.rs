@@ -1,7 +1,6 @@
 //! The same seeded run writes byte-identical files: `nsgf train` twice on a tiny 2-D config into
-//! two folders gives the same `model.safetensors` (and the same `state.json`, `config.toml`).
-//! `optim.mpk` is not compared: burn keys the Adam state by `ParamId`s drawn from the OS RNG in
-//! every process (and stores them in a `HashMap`), so its bytes differ between runs.
+//! two folders gives the same `model.safetensors`, `optim.mpk` (the Adam state: parameters keyed
+//! by sequential ids, its maps written in sorted order), `state.json` and `config.toml`.
 
 use std::path::Path;
 use std::process::Command;
@@ -52,7 +51,12 @@ fn same_seeded_train_writes_identical_checkpoints() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     train(&config, &a);
     train(&config, &b);
-    for file in ["model.safetensors", "state.json", "config.toml"] {
+    for file in [
+        "model.safetensors",
+        "optim.mpk",
+        "state.json",
+        "config.toml",
+    ] {
         let (x, y) = (
             std::fs::read(a.join(file)).unwrap(),
             std::fs::read(b.join(file)).unwrap(),

@@ -11,7 +11,7 @@
 
 use crate::error::{NsgfError, Result};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Element storage of an array read from or written to a `.npy` file.
 #[derive(Clone, Debug, PartialEq)]
@@ -378,9 +378,27 @@ pub fn write_npz(path: impl AsRef<Path>, arrays: &[(&str, NpyArray)]) -> Result<
     write_atomic(path, &buf.into_inner())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
-/// crash never leaves a half-written file under the final name.
+/// Writes `bytes` to `path` through a temporary file in the same folder (flushed to disk) and a
+/// rename, so that neither a crash nor a failed write (disk full, read-only folder) leaves a
+/// half-written file under the final name: on failure the previous file is untouched and the
+/// temporary one removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    stage_file(path, bytes)?.commit()
+}
+
+/// A file written and flushed under a temporary name beside `path`; [`StagedFile::commit`]
+/// renames it into place, dropping it uncommitted removes it. Several staged files committed
+/// together replace a set of files only once every one of them has been written.
+#[derive(Debug)]
+pub struct StagedFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+/// Writes `bytes` to a temporary file beside `path` (see [`StagedFile`]).
+pub fn stage_file(path: &Path, bytes: &[u8]) -> Result<StagedFile> {
+    use std::io::Write;
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
@@ -391,8 +409,75 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
     let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| NsgfError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| NsgfError::io(path, e))
+    let staged = StagedFile {
+        tmp: tmp.clone(),
+        path: path.to_path_buf(),
+        committed: false,
+    };
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        if fault::take() {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device (injected fault)",
+            ));
+        }
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    // On failure `staged` is dropped here, which removes the partial temporary file.
+    write().map_err(|e| NsgfError::io(&tmp, e))?;
+    Ok(staged)
+}
+
+impl StagedFile {
+    /// Renames the temporary file onto the final path.
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| NsgfError::io(&self.path, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Fault injection for tests of failing writes: [`fail_write_after`](fault::fail_write_after)`(k)`
+/// makes the write of the `(k + 1)`-th file staged from then on (by this process, any thread)
+/// fail half-way with "no space left on device", as a full disk would.
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    static COUNTDOWN: AtomicI64 = AtomicI64::new(-1);
+
+    /// Lets `k` more staged writes succeed, then fails one.
+    pub fn fail_write_after(k: usize) {
+        COUNTDOWN.store(k as i64, Ordering::SeqCst);
+    }
+
+    /// Disarms the fault.
+    pub fn clear() {
+        COUNTDOWN.store(-1, Ordering::SeqCst);
+    }
+
+    /// True when this write is the one to fail (then disarms).
+    pub(crate) fn take() -> bool {
+        let mut cur = COUNTDOWN.load(Ordering::SeqCst);
+        while cur >= 0 {
+            match COUNTDOWN.compare_exchange(cur, cur - 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return cur == 0,
+                Err(now) => cur = now,
+            }
+        }
+        false
+    }
 }
 
 /// A point cloud: `n` points in `d` dimensions, row-major f64.

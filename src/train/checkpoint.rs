@@ -8,10 +8,17 @@
 //!   gets fresh random ids, so on resume the loaded model takes the saved ids back: the Adam
 //!   moments then reattach to their parameters and a resumed run continues exactly.
 //!
+//! Saving stages every file of a checkpoint under a temporary name first and renames them into
+//! place only once all are written, `state.json` last: a failed write (disk full, read-only
+//! folder) leaves the previous checkpoint whole and says so. `state.json` records a hash of
+//! each file it covers, so a set mixed from two saves (a crash between the renames) is refused
+//! on loading instead of resuming from inconsistent pieces. The Adam state is written with its
+//! MessagePack maps in sorted key order, so identical runs write identical bytes.
+//!
 //! Loading checks every piece and names the file that is missing or corrupt.
 
 use crate::error::{NsgfError, Result};
-use crate::io::npy::write_atomic;
+use crate::io::npy::{stage_file, write_atomic, StagedFile};
 use crate::io::tensors::canonical_safetensors;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::Optimizer;
@@ -29,13 +36,53 @@ pub struct TrainState {
     pub step: usize,
 }
 
-/// `state.json` as written: the state and the parameter ids in module order.
+/// `state.json` as written: the state, the parameter ids in module order, and the FNV-1a hash
+/// of every other file of the checkpoint.
 #[derive(Serialize, Deserialize)]
 struct StateFile {
     #[serde(flatten)]
     state: TrainState,
     #[serde(default)]
     param_ids: Vec<u64>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// FNV-1a (64 bit) of `bytes`, as 16 hex digits.
+fn fnv1a(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// Rewrites MessagePack bytes with every map's entries in sorted key order (burn records keep
+/// the Adam state in a `HashMap`, whose order changes from run to run); readers are unaffected.
+pub fn canonical_msgpack(bytes: &[u8]) -> Result<Vec<u8>> {
+    fn sort(v: &mut rmpv::Value) {
+        match v {
+            rmpv::Value::Map(entries) => {
+                for (k, x) in entries.iter_mut() {
+                    sort(k);
+                    sort(x);
+                }
+                let key = |k: &rmpv::Value| {
+                    let mut b = Vec::new();
+                    let _ = rmpv::encode::write_value(&mut b, k);
+                    b
+                };
+                entries.sort_by_cached_key(|(k, _)| key(k));
+            }
+            rmpv::Value::Array(items) => items.iter_mut().for_each(sort),
+            _ => {}
+        }
+    }
+    let bad = |e: String| NsgfError::Other(format!("canonical MessagePack: {e}"));
+    let mut value = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| bad(e.to_string()))?;
+    sort(&mut value);
+    let mut out = Vec::with_capacity(bytes.len());
+    rmpv::encode::write_value(&mut out, &value).map_err(|e| bad(e.to_string()))?;
+    Ok(out)
 }
 
 /// Collects the parameter ids in module order.
@@ -166,25 +213,67 @@ pub fn save_model<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     write_atomic(path, &module_to_bytes(model)?)
 }
 
-/// Writes model, optimizer state and progress into `dir` (each file atomically; the state
-/// file, written last, marks the checkpoint complete).
+/// Writes model, optimizer state and progress into `dir` (see the module docs: all files
+/// staged first, `state.json` renamed last).
 pub fn save_checkpoint<B, M, O>(dir: &Path, model: &M, optim: &O, state: &TrainState) -> Result<()>
 where
     B: AutodiffBackend,
     M: burn::module::AutodiffModule<B> + ModuleSnapshot<B>,
     O: Optimizer<M, B>,
 {
-    save_model(model, &dir.join(MODEL_FILE))?;
-    let bytes = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+    save_checkpoint_with(dir, model, optim, state, &[])
+}
+
+/// [`save_checkpoint`] with more files of the same checkpoint (`(name, bytes)`, e.g. the EMA
+/// weights and the timing), staged and renamed with the others, before `state.json`.
+pub fn save_checkpoint_with<B, M, O>(
+    dir: &Path,
+    model: &M,
+    optim: &O,
+    state: &TrainState,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: burn::module::AutodiffModule<B> + ModuleSnapshot<B>,
+    O: Optimizer<M, B>,
+{
+    let optim_bytes = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
         .record(optim.to_record(), ())
         .map_err(|e| NsgfError::Other(format!("saving optimizer state: {e}")))?;
-    write_atomic(&dir.join(OPTIM_FILE), &bytes)?;
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        (MODEL_FILE, module_to_bytes(model)?),
+        (OPTIM_FILE, canonical_msgpack(&optim_bytes)?),
+    ];
+    files.extend(extra.iter().cloned());
     let file = StateFile {
         state: state.clone(),
         param_ids: param_ids::<B, M>(model),
+        // Not the timing: it differs between identical runs, and state.json must not.
+        files: files
+            .iter()
+            .filter(|(name, _)| *name != TIMING_FILE)
+            .map(|(name, bytes)| (name.to_string(), fnv1a(bytes)))
+            .collect(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|e| NsgfError::Other(e.to_string()))?;
-    write_atomic(&dir.join(STATE_FILE), &json)
+    files.push((STATE_FILE, json));
+    let staged = files
+        .iter()
+        .map(|(name, bytes)| stage_file(&dir.join(name), bytes))
+        .collect::<Result<Vec<StagedFile>>>()
+        .map_err(|e| {
+            NsgfError::Other(format!(
+                "writing the checkpoint of step {} into {} failed ({e}); the previous checkpoint \
+                 there is intact",
+                state.step,
+                dir.display()
+            ))
+        })?;
+    for f in staged {
+        f.commit()?;
+    }
+    Ok(())
 }
 
 /// The step of the complete checkpoint in `dir`, `None` when there is none.
@@ -228,6 +317,20 @@ where
             ));
         }
         model = model.map(&mut IdAssigner(file.param_ids.into_iter()));
+    }
+    for (name, hash) in &file.files {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| NsgfError::io(&path, e))?;
+        if fnv1a(&bytes) != *hash {
+            return Err(NsgfError::format(
+                &path,
+                format!(
+                    "does not belong to the checkpoint of step {} in state.json (a save was cut \
+                     short); the files of this checkpoint are inconsistent",
+                    file.state.step
+                ),
+            ));
+        }
     }
     let state = file.state;
     let optim_path = dir.join(OPTIM_FILE);

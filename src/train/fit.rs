@@ -235,15 +235,18 @@ where
                 optim: &_,
                 ema: Option<&EmaOf<B, M>>|
      -> Result<()> {
-        if let Some(e) = ema {
-            checkpoint::save_model(&e.model, &dir.join(checkpoint::EMA_FILE))?;
-        }
         let timing = serde_json::json!({ "step": step, "seconds": before + seconds });
-        write_atomic(
-            &dir.join(checkpoint::TIMING_FILE),
-            timing.to_string().as_bytes(),
-        )?;
-        checkpoint::save_checkpoint(dir, model, optim, &checkpoint::TrainState { step })
+        let mut extra = vec![(checkpoint::TIMING_FILE, timing.to_string().into_bytes())];
+        if let Some(e) = ema {
+            extra.push((checkpoint::EMA_FILE, checkpoint::module_to_bytes(&e.model)?));
+        }
+        checkpoint::save_checkpoint_with(
+            dir,
+            model,
+            optim,
+            &checkpoint::TrainState { step },
+            &extra,
+        )
     };
     let (model, ema, fit) = fit_regression(
         model,

@@ -505,10 +505,11 @@ pub fn train<B: NnAutodiffBackend>(
         if phase_end || stop || (i + 1) % cfg.checkpoint_every == 0 {
             let state = TrainState { step: i + 1 };
             checkpoint::save_checkpoint(&pot_dir, &potential, &opt_d, &state)?;
-            if let Some(e) = &ema {
-                checkpoint::save_model(&e.model, &gen_dir.join(EMA_FILE))?;
-            }
-            checkpoint::save_checkpoint(&gen_dir, &generator, &opt_g, &state)?;
+            let extra = match &ema {
+                Some(e) => vec![(EMA_FILE, checkpoint::module_to_bytes(&e.model)?)],
+                None => Vec::new(),
+            };
+            checkpoint::save_checkpoint_with(&gen_dir, &generator, &opt_g, &state, &extra)?;
         }
         pb.set_position(i as u64 + 1);
         if stop {
