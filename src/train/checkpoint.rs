@@ -335,10 +335,62 @@ where
     let state = file.state;
     let optim_path = dir.join(OPTIM_FILE);
     let bytes = std::fs::read(&optim_path).map_err(|e| NsgfError::io(&optim_path, e))?;
-    let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
-        .load(bytes, device)
-        .map_err(|e| NsgfError::format(&optim_path, format!("corrupt optimizer state: {e}")))?;
-    Ok((model, optim.load_record(record), state))
+    let corrupt =
+        |e: String| NsgfError::format(&optim_path, format!("corrupt optimizer state: {e}"));
+    check_param_ids(&bytes).map_err(corrupt)?;
+    // burn's record loading panics on some malformed records (found by tests/fuzz.rs): the
+    // check above refuses the known ones, this catches the rest.
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+            .load(bytes, device)
+            .map(|record| optim.load_record(record))
+    }))
+    .map_err(|_| corrupt("the record does not decode".into()))?
+    .map_err(|e| corrupt(e.to_string()))?;
+    Ok((model, loaded, state))
+}
+
+/// Checks that the keys of the record's `item` map are parameter ids as burn writes them
+/// (`ParamId::serialize`: base32hex, lower case, no padding, at most 8 bytes, zero trailing
+/// bits): burn's `ParamId::deserialize` panics on anything else.
+fn check_param_ids(bytes: &[u8]) -> std::result::Result<(), String> {
+    let value = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| e.to_string())?;
+    let rmpv::Value::Map(top) = value else {
+        return Err("not a record".into());
+    };
+    let Some((_, rmpv::Value::Map(items))) = top.iter().find(|(k, _)| k.as_str() == Some("item"))
+    else {
+        return Err("the record has no item map".into());
+    };
+    for (k, _) in items {
+        let key = k.as_str().ok_or("a parameter id is not a string")?;
+        if !valid_param_id(key) {
+            return Err(format!("invalid parameter id {key:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn valid_param_id(s: &str) -> bool {
+    let (mut bits, mut acc, mut n) = (0u32, 0u64, 0usize);
+    if s.is_empty() || !matches!(s.len() % 8, 0 | 2 | 4 | 5 | 7) {
+        return false;
+    }
+    for c in s.bytes() {
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'v' => c - b'a' + 10,
+            _ => return false,
+        };
+        acc = (acc << 5) | v as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            n += 1;
+            acc &= (1 << bits) - 1;
+        }
+    }
+    n <= 8 && acc == 0
 }
 
 #[cfg(test)]
@@ -346,6 +398,27 @@ mod tests {
     use super::*;
     use crate::backend::Cpu;
     use crate::models::mlp::MlpConfig;
+
+    #[test]
+    fn parameter_ids_round_trip_and_bad_ones_are_refused() {
+        for v in [0u64, 1, 42, 7 << 40, u64::MAX] {
+            let s = ParamId::from(v).serialize();
+            assert!(valid_param_id(&s), "{s}");
+        }
+        for bad in [
+            "",
+            "w",
+            "0",
+            "000",
+            "0123456789abcdefghijklm",
+            "00000000000001",
+        ] {
+            assert!(!valid_param_id(bad), "{bad}");
+        }
+        // Non-zero trailing bits: "01" decodes 10 bits into one byte plus 2 set bits.
+        assert!(!valid_param_id("01"));
+        assert!(valid_param_id("00"));
+    }
 
     #[test]
     fn saved_weights_are_byte_reproducible() {
