@@ -150,3 +150,44 @@ fn bad_configs_and_mismatched_checkpoints_are_errors() {
         .to_string();
     assert!(e.contains("does not match"), "{e}");
 }
+
+#[test]
+fn the_cli_trains_and_samples_an_sjko_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        "method = \"sjko\"\nproblem = \"twocircles\"\nphases = 2\niterations = 5\nbatch = 16\nhidden = 8\nblocks = 1\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let nsgf = env!("CARGO_BIN_EXE_nsgf");
+    let out = std::process::Command::new(nsgf)
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("S-JKO: 2 phases, 10 iterations"));
+    let (npy, png) = (dir.path().join("x.npy"), dir.path().join("phases.png"));
+    let out = std::process::Command::new(nsgf)
+        .args(["sample", "--run"])
+        .arg(&run)
+        .args(["--n", "64", "--out"])
+        .arg(&npy)
+        .arg("--plot")
+        .arg(&png)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("NFE = 1"), "{err}");
+    let x = nsgf::io::read_npy(&npy).unwrap();
+    assert_eq!(x.shape, vec![64, 2]);
+    assert!(png.exists());
+}
