@@ -308,16 +308,25 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             .collect::<nsgf::Result<Vec<_>>>()?;
         anyhow::Ok((to_f32_vec(x)?, path, nfe, run.config.problem))
     })?;
+    let title = format!("NSGF {problem}, {} steps", args.steps);
+    write_toy_samples(&args, samples, &path, problem, &title, nfe)
+}
+
+/// Writes 2-D samples as `(n, 2)` f32 `.npy` and, with `--plot`, their paths (`path`: the
+/// states from the source on) over fresh target samples; prints the NFE.
+fn write_toy_samples(
+    args: &SampleArgs,
+    samples: Vec<f32>,
+    path: &[Vec<f32>],
+    problem: nsgf::data::toy2d::Problem,
+    title: &str,
+    nfe: usize,
+) -> Result<()> {
     write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], samples))?;
     if let Some(png) = &args.plot {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
         let target = problem.target().sample(args.n, &mut rng);
-        nsgf::metrics::plots::trajectory_plot(
-            png,
-            &path,
-            &target,
-            &format!("NSGF {problem}, {} steps", args.steps),
-        )?;
+        nsgf::metrics::plots::trajectory_plot(png, path, &target, title)?;
     }
     eprintln!(
         "wrote {} samples to {} (NFE = {nfe})",
@@ -442,23 +451,8 @@ fn sample_wgf(args: SampleArgs) -> Result<()> {
             .collect::<nsgf::Result<Vec<_>>>()?;
         anyhow::Ok((to_f32_vec(x)?, path, run.config.problem, run.steps()))
     })?;
-    write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], x))?;
-    if let Some(png) = &args.plot {
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
-        let target = problem.target().sample(args.n, &mut rng);
-        nsgf::metrics::plots::trajectory_plot(
-            png,
-            &path,
-            &target,
-            &format!("{problem}, {k} steps"),
-        )?;
-    }
-    eprintln!(
-        "wrote {} samples to {} (NFE = {k})",
-        args.n,
-        args.out.display()
-    );
-    Ok(())
+    let title = format!("{problem}, {k} steps");
+    write_toy_samples(&args, x, &path, problem, &title, k)
 }
 
 /// `nsgf sample` on an S-JKO run: one generator call (NFE = 1); `--plot` shows the state after
@@ -477,23 +471,8 @@ fn sample_sjko(args: SampleArgs) -> Result<()> {
             .collect::<nsgf::Result<Vec<_>>>()?;
         anyhow::Ok((to_f32_vec(x)?, path, run.config.problem, run.config.phases))
     })?;
-    write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], x))?;
-    if let Some(png) = &args.plot {
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5eed);
-        let target = problem.target().sample(args.n, &mut rng);
-        nsgf::metrics::plots::trajectory_plot(
-            png,
-            &path,
-            &target,
-            &format!("S-JKO {problem}, after each of {k} phases"),
-        )?;
-    }
-    eprintln!(
-        "wrote {} samples to {} (NFE = 1)",
-        args.n,
-        args.out.display()
-    );
-    Ok(())
+    let title = format!("S-JKO {problem}, after each of {k} phases");
+    write_toy_samples(&args, x, &path, problem, &title, 1)
 }
 
 /// `nsgf sample` on a flow-matching run: `--steps` uniform solver steps (or `--nfe` in all).

@@ -56,3 +56,19 @@ pub(crate) fn mse<B: Backend>(
     }
     Ok((pred - target).powi_scalar(2).mean())
 }
+
+/// Casts every float parameter of a CPU module to f64 (finite-difference tests need the
+/// precision).
+#[cfg(test)]
+pub(crate) struct ToF64;
+
+#[cfg(test)]
+impl burn::module::ModuleMapper<crate::backend::Cpu> for ToF64 {
+    fn map_float<const D: usize>(
+        &mut self,
+        p: burn::module::Param<Tensor<crate::backend::Cpu, D>>,
+    ) -> burn::module::Param<Tensor<crate::backend::Cpu, D>> {
+        let (id, t, m) = p.consume();
+        burn::module::Param::from_mapped_value(id, t.cast(burn::tensor::DType::F64), m)
+    }
+}

@@ -177,17 +177,8 @@ mod tests {
     use super::*;
     use crate::backend::Cpu;
     use crate::convert::to_f64_vec;
-    use burn::module::{ModuleMapper, Param};
+    use crate::models::ToF64;
     use burn::tensor::{DType, TensorData};
-
-    /// Casts every float parameter to f64 (finite differences need the precision).
-    struct ToF64;
-    impl ModuleMapper<Cpu> for ToF64 {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<Cpu, D>>) -> Param<Tensor<Cpu, D>> {
-            let (id, t, m) = p.consume();
-            Param::from_mapped_value(id, t.cast(DType::F64), m)
-        }
-    }
 
     #[test]
     fn ratio_gradient_matches_finite_differences() {
