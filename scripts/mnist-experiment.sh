@@ -3,7 +3,7 @@
 # OT-CFM on the paper's MNIST UNet, trained by the same loop with the same budget, each scored by
 # FID of N samples against the MNIST test set at several NFE.
 #
-#   scripts/mnist-experiment.sh [train|sample|fid|table|all]     (default: all)
+#   scripts/mnist-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
 #
 # Every stage resumes or skips what is done, so the script can be stopped at any point and run
 # again (long runs: start it with nohup in the background). Stages:
@@ -13,7 +13,8 @@
 #   fid     exports the MNIST test images, their Inception statistics, and the FID of every
 #           sample file (runs/mnist-eval/*.fid.json);
 #   table   writes results/mnist/fid.md and fid.json (FID per method and NFE, with each run's
-#           training steps and minutes).
+#           training steps and minutes);
+#   figures Fig. 8: nearest training images of each method's samples at the largest NFE.
 # Environment: NSGF (binary; default target/release/nsgf, built if missing), RUNS (default runs),
 # N (samples, default 10000), NFES (default "10 20 60"), DATA (default ../shared/data/mnist),
 # METHODS (default "nsgfpp icfm otcfm"), CONFIGS (folder of <method>.toml, default configs/mnist),
@@ -121,11 +122,25 @@ table() {
     cat "$OUT/fid.md"
 }
 
+# Fig. 8: the nearest training images of the first 32 samples of each method at its largest NFE.
+figures() {
+    [ -f "$EVAL/train.npy" ] ||
+        "$NSGF" data export --dataset mnist --dir "$DATA" --split train --out "$EVAL/train.npy"
+    local top
+    top=$(tr ' ' '\n' <<<"$NFES" | sort -n | tail -1)
+    for m in $METHODS; do
+        f="$EVAL/$m-nfe$top.npy"
+        [ -f "$f" ] || continue
+        "$NSGF" eval neighbours "$f" "$EVAL/train.npy" --n 32 \
+            --out "$OUT/neighbours-$m-nfe$top.png" --json "$OUT/neighbours-$m-nfe$top.json"
+    done
+}
 case "$stage" in
     train) train ;;
     sample) sample ;;
     fid) fid ;;
     table) table ;;
-    all) train; sample; fid; table ;;
-    *) echo "usage: $0 [train|sample|fid|table|all]" >&2; exit 2 ;;
+    figures) figures ;;
+    all) train; sample; fid; table; figures ;;
+    *) echo "usage: $0 [train|sample|fid|table|figures|all]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,30 @@ pub enum EvalCommand {
     /// Inception Score; needs Inception weights with a classifier head (the standard FID
     /// weights have none, and the command then says so).
     Is(super::fid::IsArgs),
+    /// Nearest training images of generated ones (the paper's Fig. 8): a grid of the first
+    /// `--n` samples above their nearest neighbours in pixel space, row for row, and the
+    /// distances as JSON.
+    Neighbours(NeighboursArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NeighboursArgs {
+    /// Generated images: uint8 `.npy` (N, H, W[, 3]), e.g. from `nsgf sample`.
+    samples: PathBuf,
+    /// The pool to search: uint8 `.npy` of the same image size (e.g. `nsgf data export --split train`).
+    reference: PathBuf,
+    /// Samples to look up.
+    #[arg(long, default_value_t = 32)]
+    n: usize,
+    /// Images per grid line.
+    #[arg(long, default_value_t = 8)]
+    cols: usize,
+    /// The grid (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the neighbours (index and RMS distance per sample) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -37,7 +61,45 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         EvalCommand::Toy(args) => super::train::eval_toy(args),
         EvalCommand::Fid(args) => super::fid::run_fid(args),
         EvalCommand::Is(args) => super::fid::run_is(args),
+        EvalCommand::Neighbours(args) => neighbours(args),
     }
+}
+
+fn neighbours(args: NeighboursArgs) -> Result<()> {
+    use nsgf::data::images::{image_grid, read_image_npy};
+    use nsgf::metrics::neighbours::{nearest_neighbours, select};
+    if args.n == 0 || args.cols == 0 {
+        anyhow::bail!("--n and --cols must be at least 1");
+    }
+    let samples = read_image_npy(&args.samples)?;
+    let pool = read_image_npy(&args.reference)?;
+    let queries = select(&samples, &(0..args.n.min(samples.n)).collect::<Vec<_>>())?;
+    let nn = nearest_neighbours(&queries, &pool)?;
+    let found = select(&pool, &nn.iter().map(|x| x.index).collect::<Vec<_>>())?;
+    // Row for row: a line of samples, then the line of their neighbours.
+    let mut blocks = Vec::new();
+    for start in (0..queries.n).step_by(args.cols) {
+        let idx: Vec<usize> = (start..(start + args.cols).min(queries.n)).collect();
+        blocks.push(select(&queries, &idx)?);
+        blocks.push(select(&found, &idx)?);
+    }
+    let grid = image_grid(&blocks, args.cols, 2)?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    grid.save(&args.out)?;
+    let mean = nn.iter().map(|x| x.rms).sum::<f64>() / nn.len() as f64;
+    if let Some(path) = &args.json {
+        let v = serde_json::json!({ "mean_rms": mean, "neighbours": nn });
+        nsgf::io::npy::write_atomic(path, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    eprintln!(
+        "{} samples: nearest of {} reference images at mean RMS distance {mean:.4} (0 = copies); grid {}",
+        queries.n,
+        pool.n,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn w2(args: W2Args) -> Result<()> {
