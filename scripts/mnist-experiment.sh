@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The MNIST experiment (the paper's Table 2 on this machine): NSGF++ against I-CFM (= 1-RF) and
 # OT-CFM on the paper's MNIST UNet, trained by the same loop with the same budget, each scored by
-# FID of N samples against the MNIST test set at several NFE.
+# FID of N samples against the MNIST test set at several NFE; and S-JKO (issue 14) with the same
+# UNet as its one-call generator (NFE = 1), trained for the same minutes.
 #
 #   scripts/mnist-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
 #
 # Every stage resumes or skips what is done, so the script can be stopped at any point and run
 # again (long runs: start it with nohup in the background). Stages:
-#   train   trains (or resumes) runs/mnist-{nsgfpp,icfm,otcfm} from configs/mnist/*.toml;
+#   train   trains (or resumes) runs/mnist-<method> from configs/mnist/<method>.toml;
 #   sample  draws N samples per method and NFE into runs/mnist-eval/<method>-nfe<K>.npy (uint8)
-#           and the sample grids into results/mnist/ (NFE 20);
+#           and the sample grids into results/mnist/ (NFE 20; S-JKO: NFE 1 only);
 #   fid     exports the MNIST test images, their Inception statistics, and the FID of every
 #           sample file (runs/mnist-eval/*.fid.json);
 #   table   writes results/mnist/fid.md and fid.json (FID per method and NFE, with each run's
@@ -17,7 +18,7 @@
 #   figures Fig. 8: nearest training images of each method's samples at the largest NFE.
 # Environment: NSGF (binary; default target/release/nsgf, built if missing), RUNS (default runs),
 # N (samples, default 10000), NFES (default "10 20 60"), DATA (default ../shared/data/mnist),
-# METHODS (default "nsgfpp icfm otcfm"), CONFIGS (folder of <method>.toml, default configs/mnist),
+# METHODS (default "nsgfpp icfm otcfm sjko"), CONFIGS (folder of <method>.toml, default configs/mnist),
 # OUT (tables and figures, default results/mnist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +27,21 @@ RUNS=${RUNS:-runs}
 N=${N:-10000}
 NFES=${NFES:-"10 20 60"}
 DATA=${DATA:-../shared/data/mnist}
-METHODS=${METHODS:-"nsgfpp icfm otcfm"}
+METHODS=${METHODS:-"nsgfpp icfm otcfm sjko"}
 CONFIGS=${CONFIGS:-configs/mnist}
 OUT=${OUT:-results/mnist}
 EVAL="$RUNS/mnist-eval"
 stage=${1:-all}
 mkdir -p "$OUT" "$EVAL"
+
+# The NFE a method is sampled at: S-JKO is one generator call.
+nfes_of() {
+    if [ "$1" = sjko ]; then echo 1; else echo "$NFES"; fi
+}
+# Every NFE of the table's columns.
+all_nfes() {
+    for m in $METHODS; do nfes_of "$m"; done | tr ' ' '\n' | sort -nu | tr '\n' ' '
+}
 if [ ! -x "$NSGF" ]; then
     cargo build --release
 fi
@@ -45,12 +55,12 @@ train() {
 
 sample() {
     for m in $METHODS; do
-        for nfe in $NFES; do
+        for nfe in $(nfes_of "$m"); do
             f="$EVAL/$m-nfe$nfe.npy"
             [ -f "$f" ] && continue
             echo "== sample $m, NFE $nfe" >&2
             grid=()
-            if [ "$nfe" = 20 ]; then grid=(--grid "$OUT/grid-$m-nfe$nfe.png"); fi
+            if [ "$nfe" = 20 ] || [ "$m" = sjko ]; then grid=(--grid "$OUT/grid-$m-nfe$nfe.png"); fi
             "$NSGF" sample --run "$RUNS/mnist-$m" --n "$N" --nfe "$nfe" --seed 0 \
                 --out "$EVAL/tmp-$m-$nfe.npy" "${grid[@]}"
             mv "$EVAL/tmp-$m-$nfe.npy" "$f"
@@ -77,6 +87,7 @@ fid() {
 # Training steps and minutes of a run (summed over its networks' timing.json).
 budget() {
     local run="$RUNS/mnist-$1"
+    [ -d "$run" ] || { echo '{"steps": 0, "minutes": 0}'; return; }
     find "$run" -name timing.json -exec jq -s '{steps: (map(.step) | add), minutes: ((map(.seconds) | add) / 60)}' {} +
 }
 
@@ -86,7 +97,7 @@ table() {
         echo "["
         local first=1
         for m in $METHODS; do
-            for nfe in $NFES; do
+            for nfe in $(nfes_of "$m"); do
                 f="$EVAL/$m-nfe$nfe.npy.fid.json"
                 [ -f "$f" ] || continue
                 [ $first = 1 ] || echo ","
@@ -102,16 +113,18 @@ table() {
         echo
         echo "Made by \`scripts/mnist-experiment.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPU cores)."
         echo
+        local cols
+        cols=$(all_nfes)
         printf '| method | training (steps, minutes) |'
-        for nfe in $NFES; do printf ' NFE %s |' "$nfe"; done
+        for nfe in $cols; do printf ' NFE %s |' "$nfe"; done
         echo
         printf '|---|---|'
-        for _ in $NFES; do printf -- '---:|'; done
+        for _ in $cols; do printf -- '---:|'; done
         echo
         for m in $METHODS; do
             b=$(budget "$m")
             printf '| %s | %s steps, %.0f min |' "$m" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
-            for nfe in $NFES; do
+            for nfe in $cols; do
                 v=$(jq -r --arg m "$m" --argjson nfe "$nfe" \
                     '.[] | select(.method == $m and .nfe == $nfe) | .fid' "$json")
                 if [ -n "$v" ]; then printf ' %.2f |' "$v"; else printf ' – |'; fi
@@ -127,8 +140,8 @@ figures() {
     [ -f "$EVAL/train.npy" ] ||
         "$NSGF" data export --dataset mnist --dir "$DATA" --split train --out "$EVAL/train.npy"
     local top
-    top=$(tr ' ' '\n' <<<"$NFES" | sort -n | tail -1)
     for m in $METHODS; do
+        top=$(nfes_of "$m" | tr ' ' '\n' | sort -n | tail -1)
         f="$EVAL/$m-nfe$top.npy"
         [ -f "$f" ] || continue
         "$NSGF" eval neighbours "$f" "$EVAL/train.npy" --n 32 \

@@ -42,8 +42,8 @@ fn a_tiny_run_lowers_w2_in_one_call_and_its_phases_chain() {
     let run = load_run::<Cpu>(dir.path(), &dev).unwrap();
     let x = run.sample(512, 1, &dev).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    let test = sample_points(cfg.problem.target(), 512, &mut rng);
-    let source = sample_points(cfg.problem.source(), 512, &mut rng);
+    let test = sample_points(cfg.problem.unwrap().target(), 512, &mut rng);
+    let source = sample_points(cfg.problem.unwrap().source(), 512, &mut rng);
     let w_model = w2(&tensor_to_points(x.clone()).unwrap(), &test).unwrap();
     let w_source = w2(&source, &test).unwrap();
     eprintln!("S-JKO 8gaussians: W2 {w_model:.3} (source {w_source:.3})");

@@ -455,13 +455,40 @@ fn sample_wgf(args: SampleArgs) -> Result<()> {
     write_toy_samples(&args, x, &path, problem, &title, k)
 }
 
-/// `nsgf sample` on an S-JKO run: one generator call (NFE = 1); `--plot` shows the state after
-/// every phase (the generators at the phase ends, the same prior points and latents).
+/// `nsgf sample` on an S-JKO run: one generator call (NFE = 1). In 2-D, `--plot` shows the
+/// state after every phase (the generators at the phase ends, the same prior points and
+/// latents); on images, `--grid` shows the first samples.
 fn sample_sjko(args: SampleArgs) -> Result<()> {
+    let show = std::io::stderr().is_terminal();
+    let image_shape =
+        sjko::SjkoConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?.image_shape;
+    if let Some(shape) = image_shape {
+        let x = nsgf::with_backend!(args.device, |B, dev| {
+            let run = sjko::load_run::<B>(&args.run, &dev)?;
+            let pb = nsgf::train::fit::bar(
+                args.n as u64,
+                show,
+                "sample {bar:30} {pos}/{len} {per_sec} eta {eta}",
+            );
+            let x = run.sample_many(args.n, args.batch, args.seed, &dev, |d| {
+                pb.set_position(d as u64)
+            })?;
+            pb.finish_and_clear();
+            anyhow::Ok(x)
+        })?;
+        write_image_samples(&args.out, args.grid.as_deref(), shape, &x, None)?;
+        eprintln!(
+            "wrote {} samples to {} (NFE = 1)",
+            args.n,
+            args.out.display()
+        );
+        return Ok(());
+    }
     let (x, path, problem, k) = nsgf::with_backend!(args.device, |B, dev| {
         let run = sjko::load_run::<B>(&args.run, &dev)?;
+        let problem = run.config.toy_problem()?;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
-        let x0 = run.config.problem.source().sample(args.n, &mut rng);
+        let x0 = problem.source().sample(args.n, &mut rng);
         let x0 = nsgf::convert::rows_to_tensor::<B>(x0, args.n, 2, &dev);
         let mut path = Vec::new();
         let x = run.phases(x0, args.seed, |x| path.push(x.clone()));
@@ -469,7 +496,7 @@ fn sample_sjko(args: SampleArgs) -> Result<()> {
             .into_iter()
             .map(to_f32_vec)
             .collect::<nsgf::Result<Vec<_>>>()?;
-        anyhow::Ok((to_f32_vec(x)?, path, run.config.problem, run.config.phases))
+        anyhow::Ok((to_f32_vec(x)?, path, problem, run.config.phases))
     })?;
     let title = format!("S-JKO {problem}, after each of {k} phases");
     write_toy_samples(&args, x, &path, problem, &title, 1)

@@ -283,8 +283,16 @@ impl<B: Backend> Conv<B> {
 
 impl<B: NnBackend> Conv<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let opts = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
-        conv2d(x, self.weight.val(), Some(self.bias.val()), opts)
+        conv2d(x, self.weight.val(), Some(self.bias.val()), self.options())
+    }
+
+    /// The convolution's derivative applied to a tangent `t` (the linear part, no bias).
+    pub fn forward_tangent(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
+        conv2d(t, self.weight.val(), None, self.options())
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1)
     }
 }
 
@@ -483,8 +491,14 @@ pub fn timestep_embedding<B: Backend>(t: Tensor<B, 1>, dim: usize) -> Tensor<B, 
 impl<B: NnBackend> UNet<B> {
     /// `u_θ(x, t)`: `x [N, C, H, W]`, `t [N]` → `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1>) -> Tensor<B, 4> {
-        let emb = timestep_embedding(t, self.model_channels);
-        let emb = self.time2.forward(silu(self.time1.forward(emb)));
+        self.forward_embedded(x, timestep_embedding(t, self.model_channels))
+    }
+
+    /// The network with the sinusoidal time features replaced by `features [N, model_channels]`
+    /// (they go through the same embedding MLP): a UNet conditioned on any vector, e.g. S-JKO's
+    /// latent ([`crate::models::sjko::ImageGenerator`]).
+    pub fn forward_embedded(&self, x: Tensor<B, 4>, features: Tensor<B, 2>) -> Tensor<B, 4> {
+        let emb = self.time2.forward(silu(self.time1.forward(features)));
         let emb = silu(emb);
         let mut skips = Vec::with_capacity(self.input.len());
         let mut h = x;
@@ -721,6 +735,11 @@ impl<B: Backend> UNet<B> {
 }
 
 impl<B: NnBackend> UNet<B> {
+    /// `model_channels`: the width of the features [`UNet::forward_embedded`] takes.
+    pub fn model_channels(&self) -> usize {
+        self.model_channels
+    }
+
     /// The image shape `[C, H, W]` of the network's input and output.
     pub fn image_shape(&self) -> [usize; 3] {
         [self.in_channels, self.image_size, self.image_size]

@@ -224,6 +224,24 @@ pub struct ToyConfig {
     pub model: ModelConfig,
 }
 
+/// Range check of a count setting: `Err` naming `name` when `v` is 0.
+pub fn at_least_one(v: usize, name: &str) -> Result<()> {
+    if v == 0 {
+        Err(NsgfError::Param(format!("{name} must be at least 1")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Range check of a real setting: `Err` naming `name` unless `v` is finite and > 0.
+pub fn positive(v: f64, name: &str) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(NsgfError::Param(format!("{name} must be > 0, got {v}")))
+    }
+}
+
 /// Parses a TOML config (the type rejects unknown fields) and validates it; `origin` names the
 /// source in error messages.
 pub fn parse_config<T: serde::de::DeserializeOwned>(

@@ -1,4 +1,4 @@
-//! S-JKO runs on the 2-D problems (`method = "sjko"`): K JKO phases of one generator
+//! S-JKO runs (`method = "sjko"`) on a 2-D problem or an image set: K JKO phases of one generator
 //! `T_θ(x₀, z)` and one potential `v`, each phase a semi-dual unbalanced-OT problem whose cost
 //! is measured from the frozen generator of the previous phase (objectives in
 //! [`crate::flows::sjko`], networks in [`crate::models::sjko`]; what the official code does:
@@ -18,21 +18,30 @@
 //! Ctrl-C) with the frozen reference, both networks, both optimisers and the EMA restored; every
 //! draw is keyed by `(seed, iteration)`, so a resumed run ends with the same weights as an
 //! uninterrupted one. Sampling is one generator call (NFE = 1).
+//!
+//! The networks are the official toy ones in 2-D and ours on images (the UNet generator with its
+//! latent in place of the time features, a small convolutional potential with a Hutchinson R1;
+//! [`crate::models::sjko`]); one generic loop ([`train_nets`]) trains both.
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE, EMA_FILE, TIMING_FILE};
-use super::config::{parse_config, read_config};
+use super::config::{at_least_one, parse_config, positive, read_config, ModelConfig};
 use super::fit::{bar, METRICS_FILE};
+use super::nsgfpp::unet_config;
 use super::optim::Ema;
-use crate::convert::{rows_to_tensor, to_f64_vec};
+use crate::convert::{rows_to_tensor, to_f32_vec, to_f64_vec};
 use crate::data::loader::keyed_rng;
+use crate::data::pairs::{self, ImageDataConfig, PairData};
 use crate::data::toy2d::Problem;
 use crate::error::{NsgfError, Result};
 use crate::flows::sjko::{generator_loss, potential_loss, real_noise_std, Psi};
 use crate::io::npy::write_atomic;
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
-use crate::models::sjko::{ToyGenerator, ToyNetConfig, ToyPotential};
-use burn::module::{AutodiffModule, Module};
+use crate::models::sjko::{
+    Generator, ImageGenerator, ImageNetConfig, Potential, ToyGenerator, ToyNetConfig,
+};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::store::ModuleSnapshot;
 use burn::tensor::Tensor;
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
@@ -48,14 +57,32 @@ pub enum SjkoMethod {
     Sjko,
 }
 
-/// An S-JKO run on a 2-D problem (defaults: the official toy settings, `sjko-spec.md`).
+/// An S-JKO run on a 2-D problem or an image set (defaults: the official toy settings,
+/// `sjko-spec.md`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SjkoConfig {
     /// `"sjko"`.
     pub method: SjkoMethod,
-    /// The 2-D problem (the prior is its source).
-    pub problem: Problem,
+    /// The 2-D problem (the prior is its source), or `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+    /// The image training set (or `problem`); the prior is `N(0, I)` of the images' shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ImageDataConfig>,
+    /// `[C, H, W]`, written by `nsgf train` for image runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<[usize; 3]>,
+    /// The generator's UNet of an image run (`mnist`, `cifar10`, `tiny`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet: Option<String>,
+    /// Channels of the image potential's convolutions (the first at full resolution, each next
+    /// one at half the side).
+    #[serde(
+        default = "default_potential_channels",
+        skip_serializing_if = "is_default_potential_channels"
+    )]
+    pub potential_channels: Vec<usize>,
     /// Seed of the initialisation and of every draw.
     #[serde(default)]
     pub seed: u64,
@@ -99,7 +126,7 @@ pub struct SjkoConfig {
     /// EMA decay of the generator (0: none, as the official 2-D runs); sampling uses the EMA.
     #[serde(default)]
     pub ema: f64,
-    /// Hidden width, residual blocks and latent dimension of the networks.
+    /// Hidden width and residual blocks of the 2-D networks, latent dimension of the generator.
     #[serde(default = "default_hidden")]
     pub hidden: usize,
     #[serde(default = "default_blocks")]
@@ -144,6 +171,12 @@ fn default_blocks() -> usize {
 fn default_nz() -> usize {
     2
 }
+fn default_potential_channels() -> Vec<usize> {
+    vec![32, 64, 128, 256]
+}
+fn is_default_potential_channels(v: &[usize]) -> bool {
+    v == default_potential_channels()
+}
 fn default_checkpoint_every() -> usize {
     1000
 }
@@ -160,32 +193,20 @@ impl SjkoConfig {
 
     /// Range checks.
     pub fn validate(&self) -> Result<()> {
-        for (v, name) in [
-            (self.phases, "phases"),
-            (self.iterations, "iterations"),
-            (self.init_iterations.unwrap_or(1), "init_iterations"),
-            (self.batch, "batch"),
-            (self.hidden, "hidden"),
-            (self.nz, "nz"),
-            (self.checkpoint_every, "checkpoint_every"),
-        ] {
-            if v == 0 {
-                return Err(NsgfError::Param(format!("sjko: {name} must be at least 1")));
-            }
-        }
-        for (v, name) in [
-            (self.h, "h"),
-            (self.init_h.unwrap_or(1.0), "init_h"),
-            (self.alpha, "alpha"),
-            (self.lr_g, "lr_g"),
-            (self.lr_d, "lr_d"),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(NsgfError::Param(format!(
-                    "sjko: {name} must be > 0, got {v}"
-                )));
-            }
-        }
+        let pos = |v: usize, name: &str| at_least_one(v, &format!("sjko: {name}"));
+        let posf = |v: f64, name: &str| positive(v, &format!("sjko: {name}"));
+        pos(self.phases, "phases")?;
+        pos(self.iterations, "iterations")?;
+        pos(self.init_iterations.unwrap_or(1), "init_iterations")?;
+        pos(self.batch, "batch")?;
+        pos(self.hidden, "hidden")?;
+        pos(self.nz, "nz")?;
+        pos(self.checkpoint_every, "checkpoint_every")?;
+        posf(self.h, "h")?;
+        posf(self.init_h.unwrap_or(1.0), "init_h")?;
+        posf(self.alpha, "alpha")?;
+        posf(self.lr_g, "lr_g")?;
+        posf(self.lr_d, "lr_d")?;
         if !(self.r1.is_finite() && self.r1 >= 0.0) {
             return Err(NsgfError::Param(format!(
                 "sjko: r1 must be ≥ 0, got {}",
@@ -200,10 +221,61 @@ impl SjkoConfig {
                 self.ema
             )));
         }
+        (self.phases - 1)
+            .checked_mul(self.iterations)
+            .and_then(|r| r.checked_add(self.first_iterations()))
+            .ok_or_else(|| {
+                NsgfError::Param(format!(
+                    "sjko: {} phases of {} iterations overflow the iteration counter",
+                    self.phases, self.iterations
+                ))
+            })?;
+        match (&self.problem, &self.data) {
+            (Some(_), None) => {}
+            (None, Some(_)) => {
+                if self.unet.is_none() {
+                    return Err(NsgfError::Param(
+                        "sjko: an image run needs `unet = \"mnist\"` (or cifar10, tiny)".into(),
+                    ));
+                }
+                if self.potential_channels.is_empty() || self.potential_channels.contains(&0) {
+                    return Err(NsgfError::Param(format!(
+                        "sjko: potential_channels must be a non-empty list of positive counts, \
+                         got {:?}",
+                        self.potential_channels
+                    )));
+                }
+            }
+            _ => {
+                return Err(NsgfError::Param(
+                    "sjko: a config names either a 2-D `problem` or an image `[data]` set".into(),
+                ))
+            }
+        }
         Ok(())
     }
 
-    /// The networks' architecture.
+    /// The 2-D problem (an error for an image run).
+    pub fn toy_problem(&self) -> Result<Problem> {
+        self.problem.ok_or_else(|| {
+            NsgfError::Param("this S-JKO run is on images, not on a 2-D problem".into())
+        })
+    }
+
+    /// The image networks' architecture for images of `shape`.
+    pub fn image_net(&self, shape: [usize; 3]) -> Result<ImageNetConfig> {
+        let model = ModelConfig {
+            unet: self.unet.clone(),
+            ..ModelConfig::default()
+        };
+        Ok(ImageNetConfig {
+            unet: unet_config(&model, shape)?,
+            nz: self.nz,
+            potential_channels: self.potential_channels.clone(),
+        })
+    }
+
+    /// The 2-D networks' architecture.
     pub fn net(&self) -> ToyNetConfig {
         ToyNetConfig::new(2)
             .with_hidden(self.hidden)
@@ -276,15 +348,22 @@ pub struct SjkoReport {
     pub loss_g: f64,
 }
 
-/// `timing.json`: seconds of every phase (of the call that finished it).
+/// `timing.json`: the iterations checkpointed and the training seconds that they cost (summed
+/// over calls; the keys of every run's `timing.json`), and the seconds of every phase (of the
+/// call that finished it).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Timing {
+    #[serde(default)]
+    step: usize,
+    #[serde(default)]
+    seconds: f64,
     phase_seconds: Vec<Option<f64>>,
     /// Phases finished by a call that started in their middle (their time is partial).
     resumed: Vec<usize>,
 }
 
-/// The draws of iteration `i`: data, noise, prior and latents of both steps (rows of 2 / `nz`).
+/// The draws of iteration `i`: data, noise, prior and latents of both steps (rows of `d` /
+/// `nz`), and the R1 probe of an image potential.
 struct Draws {
     y: Vec<f32>,
     eps: Vec<f32>,
@@ -293,6 +372,7 @@ struct Draws {
     x_g: Vec<f32>,
     z_ref: Vec<f32>,
     z_g: Vec<f32>,
+    probe: Option<Vec<f32>>,
 }
 
 fn normals<R: Rng + ?Sized>(rng: &mut R, n: usize) -> Vec<f32> {
@@ -301,24 +381,50 @@ fn normals<R: Rng + ?Sized>(rng: &mut R, n: usize) -> Vec<f32> {
         .collect()
 }
 
-fn draws(cfg: &SjkoConfig, i: usize) -> Draws {
-    let mut rng = keyed_rng(cfg.seed, STREAM_ITER, i as u64, 0);
+/// Draw streams of image runs (the data loader's and the generator step's prior).
+const STREAM_IMAGE_D: u64 = 72;
+const STREAM_IMAGE_G: u64 = 73;
+
+fn draws(cfg: &SjkoConfig, data: &PairData, i: usize, probe: bool) -> Result<Draws> {
     let (b, nz) = (cfg.batch, cfg.nz);
-    let y = cfg.problem.target().sample(b, &mut rng);
-    let eps = normals(&mut rng, 2 * b);
-    let x_d = cfg.problem.source().sample(b, &mut rng);
-    let z_d = normals(&mut rng, nz * b);
-    let x_g = cfg.problem.source().sample(b, &mut rng);
-    let z_ref = normals(&mut rng, nz * b);
-    let z_g = normals(&mut rng, nz * b);
-    Draws {
-        y,
-        eps,
-        x_d,
-        z_d,
-        x_g,
-        z_ref,
-        z_g,
+    match data {
+        PairData::Toy(problem) => {
+            let mut rng = keyed_rng(cfg.seed, STREAM_ITER, i as u64, 0);
+            let y = problem.target().sample(b, &mut rng);
+            let eps = normals(&mut rng, 2 * b);
+            let x_d = problem.source().sample(b, &mut rng);
+            let z_d = normals(&mut rng, nz * b);
+            let x_g = problem.source().sample(b, &mut rng);
+            let z_ref = normals(&mut rng, nz * b);
+            let z_g = normals(&mut rng, nz * b);
+            let probe = probe.then(|| normals(&mut rng, 2 * b));
+            Ok(Draws {
+                y,
+                eps,
+                x_d,
+                z_d,
+                x_g,
+                z_ref,
+                z_g,
+                probe,
+            })
+        }
+        PairData::Images { .. } => {
+            let d = data.dim();
+            let (x_d, y) = data.pairs(b, cfg.seed, STREAM_IMAGE_D, i as u64)?;
+            let x_g = data.source(b, cfg.seed, STREAM_IMAGE_G, i as u64);
+            let mut rng = keyed_rng(cfg.seed, STREAM_ITER, i as u64, 1);
+            Ok(Draws {
+                y,
+                eps: normals(&mut rng, d * b),
+                x_d,
+                z_d: normals(&mut rng, nz * b),
+                x_g,
+                z_ref: normals(&mut rng, nz * b),
+                z_g: normals(&mut rng, nz * b),
+                probe: probe.then(|| normals(&mut rng, d * b)),
+            })
+        }
     }
 }
 
@@ -329,7 +435,8 @@ fn non_finite(what: &str, v: f64, i: usize, k: usize) -> NsgfError {
     ))
 }
 
-/// Trains an S-JKO run into `dir` (resuming from its checkpoint when asked).
+/// Trains an S-JKO run into `dir` (resuming from its checkpoint when asked): the official toy
+/// networks on a 2-D problem, the image networks on an image set.
 pub fn train<B: NnAutodiffBackend>(
     cfg: &SjkoConfig,
     dir: &Path,
@@ -338,33 +445,69 @@ pub fn train<B: NnAutodiffBackend>(
     show: bool,
 ) -> Result<SjkoReport> {
     cfg.validate()?;
+    let data = pairs::resolve(cfg.problem, cfg.data.as_ref())?;
+    let mut cfg = cfg.clone();
+    cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
+    B::seed(device, cfg.seed);
+    match cfg.image_shape {
+        None => {
+            let net = cfg.net();
+            let (g, p) = (net.generator(device), net.potential(device));
+            train_nets::<B, _, _>(&cfg, &data, g, p, dir, device, resume, show)
+        }
+        Some(shape) => {
+            let net = cfg.image_net(shape)?;
+            let (g, p) = (net.generator(device)?, net.potential(device));
+            train_nets::<B, _, _>(&cfg, &data, g, p, dir, device, resume, show)
+        }
+    }
+}
+
+/// The S-JKO loop (see the module docs) for any generator / potential pair, from freshly
+/// initialised networks (or the checkpoint in `dir`).
+#[allow(clippy::too_many_arguments)]
+pub fn train_nets<B, G, P>(
+    cfg: &SjkoConfig,
+    data: &PairData,
+    generator: G,
+    potential: P,
+    dir: &Path,
+    device: &B::Device,
+    resume: bool,
+    show: bool,
+) -> Result<SjkoReport>
+where
+    B: NnAutodiffBackend,
+    G: Generator<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+    G::InnerModule: Generator<B::InnerBackend> + ModuleSnapshot<B::InnerBackend>,
+    P: Potential<B> + AutodiffModule<B> + ModuleSnapshot<B>,
+{
     let t0 = Instant::now();
     std::fs::create_dir_all(dir.join(PHASES_DIR)).map_err(|e| NsgfError::io(dir, e))?;
     let text = toml::to_string_pretty(cfg)
         .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
     write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
-    B::seed(device, cfg.seed);
-    let net = cfg.net();
-    let mut generator: ToyGenerator<B> = checkpoint::sequential_ids(net.generator(device), 1 << 40);
-    let mut potential: ToyPotential<B> = checkpoint::sequential_ids(net.potential(device), 2 << 40);
+    let d = data.dim();
+    let mut generator: G = checkpoint::sequential_ids(generator, 1 << 40);
+    let mut potential: P = checkpoint::sequential_ids(potential, 2 << 40);
     let adam = || {
         AdamConfig::new()
             .with_beta_1(cfg.betas.0 as f32)
             .with_beta_2(cfg.betas.1 as f32)
     };
-    let mut opt_g = adam().init::<B, ToyGenerator<B>>();
-    let mut opt_d = adam().init::<B, ToyPotential<B>>();
+    let mut opt_g = adam().init::<B, G>();
+    let mut opt_d = adam().init::<B, P>();
     let (gen_dir, pot_dir) = (dir.join(GEN_DIR), dir.join(POT_DIR));
     let mut start = 0;
     let mut ema = (cfg.ema > 0.0).then(|| Ema::new(generator.valid(), cfg.ema));
     if resume {
         if let Some(s) = checkpoint::saved_step(&gen_dir)? {
-            let d = checkpoint::saved_step(&pot_dir)?;
-            if d != Some(s) {
+            let sp = checkpoint::saved_step(&pot_dir)?;
+            if sp != Some(s) {
                 return Err(NsgfError::format(
                     &pot_dir,
                     format!(
-                        "the potential's checkpoint ({d:?} iterations) does not match the \
+                        "the potential's checkpoint ({sp:?} iterations) does not match the \
                          generator's ({s}); the run cannot resume exactly"
                     ),
                 ));
@@ -380,25 +523,23 @@ pub fn train<B: NnAutodiffBackend>(
     }
     let total = cfg.total_iterations();
     let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
-    // The frozen reference of the phase being trained (None: the identity of phase 0).
-    let load_reference = |k: usize| -> Result<Option<ToyGenerator<B::InnerBackend>>> {
+    // The frozen reference of the phase being trained (None: the identity of phase 0), loaded
+    // into a copy of the online generator's structure.
+    let load_reference = |k: usize, template: &G| -> Result<Option<G::InnerModule>> {
         if k == 0 {
             return Ok(None);
         }
-        checkpoint::load_model(
-            net.generator::<B::InnerBackend>(&inner),
-            &phase_path(dir, k - 1),
-        )
-        .map(Some)
+        checkpoint::load_model(template.valid(), &phase_path(dir, k - 1)).map(Some)
     };
     let mut phase = cfg.phase_of(start.min(total.saturating_sub(1)));
-    let mut reference = load_reference(phase)?;
+    let mut reference = load_reference(phase, &generator)?;
     let mut timing: Timing = std::fs::read(dir.join(TIMING_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|_| start > 0)
         .unwrap_or_default();
     timing.phase_seconds.resize(cfg.phases, None);
+    let seconds_before = timing.seconds;
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -420,12 +561,12 @@ pub fn train<B: NnAutodiffBackend>(
         let k = cfg.phase_of(i);
         if k != phase {
             phase = k;
-            reference = load_reference(k)?;
+            reference = load_reference(k, &generator)?;
             phase_t0 = Instant::now();
             phase_resumed = false;
         }
         let h = cfg.step_size(k);
-        let dr = draws(cfg, i);
+        let dr = draws(cfg, data, i, cfg.r1 > 0.0 && P::NEEDS_PROBE)?;
         let rows = |v: Vec<f32>, d: usize| rows_to_tensor::<B>(v, b, d, device);
 
         // Potential step: Ψ*(−v(y + σ_k ε)) + v(T_θ(x, z)) (+ R1 at the noised data).
@@ -434,19 +575,23 @@ pub fn train<B: NnAutodiffBackend>(
         } else {
             0.0
         };
-        let y = rows(dr.y, 2) + rows(dr.eps, 2).mul_scalar(sigma);
-        let fake = generator.valid().forward(
-            rows_to_tensor::<B::InnerBackend>(dr.x_d, b, 2, &inner),
+        let y = rows(dr.y, d) + rows(dr.eps, d).mul_scalar(sigma);
+        let fake = generator.valid().generate(
+            rows_to_tensor::<B::InnerBackend>(dr.x_d, b, d, &inner),
             rows_to_tensor::<B::InnerBackend>(dr.z_d, b, cfg.nz, &inner),
         );
         let fake = Tensor::<B, 2>::from_inner(fake);
         let (v_real, grad) = if cfg.r1 > 0.0 {
-            let (v, g) = potential.forward_with_grad(y);
+            let probe = match dr.probe {
+                Some(u) => rows(u, d),
+                None => Tensor::zeros([b, d], device),
+            };
+            let (v, g) = potential.value_and_slope(y, probe);
             (v, Some((g, cfg.r1)))
         } else {
-            (potential.forward(y), None)
+            (potential.value(y), None)
         };
-        let loss_d = potential_loss(cfg.psi, cfg.alpha, v_real, potential.forward(fake), grad);
+        let loss_d = potential_loss(cfg.psi, cfg.alpha, v_real, potential.value(fake), grad);
         let ld = to_f64_vec(loss_d.clone())?[0];
         if !ld.is_finite() {
             return Err(non_finite("potential", ld, i, k));
@@ -455,16 +600,16 @@ pub fn train<B: NnAutodiffBackend>(
         potential = opt_d.step(cfg.lr_d, potential, grads);
 
         // Generator step: c(T_θ(x, z₂), T_k(x, z₁)) / (2h) − v(T_θ(x, z₂)), v frozen.
-        let x_ref = rows_to_tensor::<B::InnerBackend>(dr.x_g.clone(), b, 2, &inner);
+        let x_ref = rows_to_tensor::<B::InnerBackend>(dr.x_g.clone(), b, d, &inner);
         let target = match &reference {
             None => x_ref,
-            Some(t) => t.forward(
+            Some(t) => t.generate(
                 x_ref,
                 rows_to_tensor::<B::InnerBackend>(dr.z_ref, b, cfg.nz, &inner),
             ),
         };
-        let fake = generator.forward(rows(dr.x_g, 2), rows(dr.z_g, cfg.nz));
-        let v_fake = potential.clone().no_grad().forward(fake.clone());
+        let fake = generator.generate(rows(dr.x_g, d), rows(dr.z_g, cfg.nz));
+        let v_fake = potential.clone().no_grad().value(fake.clone());
         let loss_g = generator_loss(cfg.psi, fake, Tensor::from_inner(target), v_fake, h);
         let lg = to_f64_vec(loss_g.clone())?[0];
         if !lg.is_finite() {
@@ -485,6 +630,11 @@ pub fn train<B: NnAutodiffBackend>(
                 i + 1
             )
             .map_err(|e| NsgfError::io(dir, e))?;
+            tracing::info!(
+                "{} iteration {}/{total} phase {k} loss_d {last_d:.5} loss_g {last_g:.5}",
+                dir.display(),
+                i + 1
+            );
             (sum_d, sum_g, count) = (0.0, 0.0, 0);
         }
         let phase_end = i + 1 == cfg.phase_start(k + 1) || i + 1 == total;
@@ -498,9 +648,6 @@ pub fn train<B: NnAutodiffBackend>(
                 timing.resumed.push(k);
             }
             phase_seconds.push((k, s));
-            let json =
-                serde_json::to_vec_pretty(&timing).map_err(|e| NsgfError::Other(e.to_string()))?;
-            write_atomic(&dir.join(TIMING_FILE), &json)?;
         }
         if phase_end || stop || (i + 1) % cfg.checkpoint_every == 0 {
             let state = TrainState { step: i + 1 };
@@ -510,6 +657,10 @@ pub fn train<B: NnAutodiffBackend>(
                 None => Vec::new(),
             };
             checkpoint::save_checkpoint_with(&gen_dir, &generator, &opt_g, &state, &extra)?;
+            (timing.step, timing.seconds) = (i + 1, seconds_before + t0.elapsed().as_secs_f64());
+            let json =
+                serde_json::to_vec_pretty(&timing).map_err(|e| NsgfError::Other(e.to_string()))?;
+            write_atomic(&dir.join(TIMING_FILE), &json)?;
         }
         pb.set_position(i as u64 + 1);
         if stop {
@@ -533,30 +684,76 @@ pub fn train<B: NnAutodiffBackend>(
     })
 }
 
+/// The generators of a trained run: the final one (its EMA when kept) and the one at the end
+/// of every phase.
+enum Generators<B: NnBackend> {
+    Toy(ToyGenerator<B>, Vec<ToyGenerator<B>>),
+    Image(ImageGenerator<B>, Vec<ImageGenerator<B>>),
+}
+
+impl<B: NnBackend> Generators<B> {
+    fn load<G: Generator<B> + ModuleSnapshot<B>>(
+        dir: &Path,
+        phases: usize,
+        fresh: impl Fn() -> Result<G>,
+    ) -> Result<(G, Vec<G>)> {
+        let generator = checkpoint::load_for_sampling(fresh()?, &dir.join(GEN_DIR))?;
+        let phases = (0..phases)
+            .map(|k| checkpoint::load_model(fresh()?, &phase_path(dir, k)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((generator, phases))
+    }
+
+    /// `T(x, z)` of the final generator (`phase = None`) or of the one at the end of a phase.
+    fn apply(&self, phase: Option<usize>, x: Tensor<B, 2>, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        match (self, phase) {
+            (Self::Toy(g, _), None) => g.generate(x, z),
+            (Self::Toy(_, p), Some(k)) => p[k].generate(x, z),
+            (Self::Image(g, _), None) => g.generate(x, z),
+            (Self::Image(_, p), Some(k)) => p[k].generate(x, z),
+        }
+    }
+}
+
 /// A trained run: its config, the final generator (its EMA when kept) and the generator at the
 /// end of every phase.
 pub struct SjkoRun<B: NnBackend> {
     pub config: SjkoConfig,
-    generator: ToyGenerator<B>,
-    phases: Vec<ToyGenerator<B>>,
+    generators: Generators<B>,
 }
 
 /// Loads a run written by [`train`] (finished: every phase's generator present).
 pub fn load_run<B: NnBackend>(dir: &Path, device: &B::Device) -> Result<SjkoRun<B>> {
     let config = SjkoConfig::load(&dir.join(CONFIG_FILE))?;
-    let net = config.net();
-    let generator = checkpoint::load_for_sampling(net.generator(device), &dir.join(GEN_DIR))?;
-    let phases = (0..config.phases)
-        .map(|k| checkpoint::load_model(net.generator(device), &phase_path(dir, k)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(SjkoRun {
-        config,
-        generator,
-        phases,
-    })
+    let generators = match (config.problem, config.image_shape) {
+        (Some(_), _) => {
+            let net = config.net();
+            let (g, p) = Generators::load(dir, config.phases, || Ok(net.generator(device)))?;
+            Generators::Toy(g, p)
+        }
+        (None, Some(shape)) => {
+            let net = config.image_net(shape)?;
+            let (g, p) = Generators::load(dir, config.phases, || net.generator(device))?;
+            Generators::Image(g, p)
+        }
+        (None, None) => {
+            return Err(NsgfError::format(
+                dir.join(CONFIG_FILE),
+                "an image run's config must record its image_shape (written by nsgf train)",
+            ))
+        }
+    };
+    Ok(SjkoRun { config, generators })
 }
 
 impl<B: NnBackend> SjkoRun<B> {
+    /// Row dimension of the samples (2, or `C·H·W`).
+    pub fn dim(&self) -> usize {
+        self.config
+            .image_shape
+            .map_or(2, |s| s.iter().product::<usize>())
+    }
+
     /// The latents of draw `seed` for `n` samples: `(n, n_z)`.
     fn latents(&self, n: usize, seed: u64, device: &B::Device) -> Tensor<B, 2> {
         let mut rng = keyed_rng(seed, STREAM_SAMPLING, 1, 0);
@@ -568,11 +765,11 @@ impl<B: NnBackend> SjkoRun<B> {
         )
     }
 
-    /// The final generator applied to the prior points `x0: (n, 2)` with the latents of draw
+    /// The final generator applied to the prior points `x0: (n, d)` with the latents of draw
     /// `seed` (NFE = 1).
     pub fn generate(&self, x0: Tensor<B, 2>, seed: u64) -> Tensor<B, 2> {
         let z = self.latents(x0.dims()[0], seed, &x0.device());
-        self.generator.forward(x0, z)
+        self.generators.apply(None, x0, z)
     }
 
     /// The states after each phase: `on_state` sees `x0`, then `T_1(x0, z)`, …, `T_K(x0, z)`
@@ -585,22 +782,52 @@ impl<B: NnBackend> SjkoRun<B> {
     ) -> Tensor<B, 2> {
         let z = self.latents(x0.dims()[0], seed, &x0.device());
         on_state(&x0);
-        for g in &self.phases {
-            on_state(&g.forward(x0.clone(), z.clone()));
+        for k in 0..self.config.phases {
+            on_state(&self.generators.apply(Some(k), x0.clone(), z.clone()));
         }
-        self.generator.forward(x0, z)
+        self.generators.apply(None, x0, z)
     }
 
     /// `n` fresh samples: prior draw `seed` of the sampling stream through the final generator.
     pub fn sample(&self, n: usize, seed: u64, device: &B::Device) -> Result<Tensor<B, 2>> {
-        if n == 0 {
+        let x = self.sample_many(n, n.max(1), seed, device, |_| {})?;
+        Ok(rows_to_tensor::<B>(x, n, self.dim(), device))
+    }
+
+    /// [`SjkoRun::sample`] in batches of `batch` rows (the same samples for every batch size),
+    /// row-major `(n, d)`; `progress` sees the rows done.
+    pub fn sample_many(
+        &self,
+        n: usize,
+        batch: usize,
+        seed: u64,
+        device: &B::Device,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        if n == 0 || batch == 0 {
             return Err(NsgfError::Param(
-                "the number of samples must be at least 1".into(),
+                "the number of samples and the batch must be at least 1".into(),
             ));
         }
-        let mut rng = keyed_rng(seed, STREAM_SAMPLING, 0, 0);
-        let x0 = self.config.problem.source().sample(n, &mut rng);
-        Ok(self.generate(rows_to_tensor::<B>(x0, n, 2, device), seed))
+        let (d, nz) = (self.dim(), self.config.nz);
+        let x0 = pairs::source_rows(
+            self.config.problem,
+            self.config.image_shape,
+            n,
+            seed,
+            STREAM_SAMPLING,
+            0,
+        )?;
+        let z = normals(&mut keyed_rng(seed, STREAM_SAMPLING, 1, 0), n * nz);
+        let mut out = Vec::with_capacity(n * d);
+        for start in (0..n).step_by(batch) {
+            let m = batch.min(n - start);
+            let x = rows_to_tensor::<B>(x0[start * d..(start + m) * d].to_vec(), m, d, device);
+            let zz = rows_to_tensor::<B>(z[start * nz..(start + m) * nz].to_vec(), m, nz, device);
+            out.extend(to_f32_vec(self.generators.apply(None, x, zz))?);
+            progress(start + m);
+        }
+        Ok(out)
     }
 }
 

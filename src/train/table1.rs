@@ -825,7 +825,7 @@ fn train_sjko_cell<B: NnAutodiffBackend>(
     let t0 = Instant::now();
     let path = wgf_config_path(settings, Method::Sjko, problem);
     let mut cfg = SjkoConfig::load(&path)?;
-    same_problem(cfg.problem, problem, &path)?;
+    same_problem(cfg.toy_problem()?, problem, &path)?;
     cfg.seed = seed;
     cfg.iterations = settings.steps.div_ceil(cfg.phases).max(1);
     cfg.init_iterations = None;

@@ -21,7 +21,7 @@
 //! by pushing `P_0` through the saved snapshots. All draws are keyed by `(seed, step, update)`.
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE};
-use super::config::{parse_config, read_config};
+use super::config::{at_least_one, parse_config, positive, read_config};
 use super::fit::bar;
 use crate::convert::{rows_to_tensor, to_f32_vec};
 use crate::data::loader::keyed_rng;
@@ -178,23 +178,10 @@ impl WgfConfig {
     }
     /// Range checks.
     pub fn validate(&self) -> Result<()> {
-        let pos = |v: usize, name: &str| {
-            if v == 0 {
-                Err(NsgfError::Param(format!("{name} must be at least 1")))
-            } else {
-                Ok(())
-            }
-        };
+        let (pos, posf) = (at_least_one, positive);
         pos(self.steps, "steps")?;
         pos(self.particles, "particles")?;
         pos(self.batch, "batch")?;
-        let posf = |v: f64, name: &str| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(NsgfError::Param(format!("{name} must be > 0, got {v}")))
-            }
-        };
         match self.method {
             WgfMethod::Jko => {
                 let j = &self.jko;
