@@ -40,6 +40,9 @@ fn parameter_counts_equal_torchcfm() {
     for (cfg, n) in [
         (UNetConfig::mnist(), 1_075_361),
         (UNetConfig::tiny(), 715_363),
+        // torchcfm UNetModel(dim=(3, 32, 32), num_channels=32, num_res_blocks=1,
+        // channel_mult=[1, 2, 2], attention_resolutions="16", num_heads=1).
+        (UNetConfig::small(), 1_113_955),
         (UNetConfig::cifar10(), 35_746_307),
     ] {
         let net = cfg.init::<Flex>(&dev).unwrap();

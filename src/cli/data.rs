@@ -33,6 +33,10 @@ pub struct ExportArgs {
     /// Output `.npy`.
     #[arg(long)]
     out: PathBuf,
+    /// Export only this many images, evenly spaced over the set (image ⌊i·N/limit⌋): a smaller
+    /// FID reference that keeps the class mix of a set stored class by class.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -49,10 +53,16 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 },
             };
             let data = spec.load().with_context(|| format!("reading {spec}"))?;
-            write_image_npy(&args.out, data.images())?;
+            let images = match args.limit {
+                Some(0) => anyhow::bail!("--limit must be at least 1"),
+                Some(k) => data.images().evenly_spaced(k),
+                None => data.images().clone(),
+            };
+            write_image_npy(&args.out, &images)?;
             let (h, w, c) = data.dims();
             eprintln!(
-                "wrote {} images of {c}x{h}x{w} from {spec} to {}",
+                "wrote {} of {} images of {c}x{h}x{w} from {spec} to {}",
+                images.n,
                 data.len(),
                 args.out.display()
             );

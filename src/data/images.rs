@@ -73,6 +73,28 @@ impl ImageBatch {
     }
 }
 
+impl ImageBatch {
+    /// `k` of the images, evenly spaced: image `⌊i·n/k⌋` for `i = 0..k` (all of them when
+    /// `k ≥ n`). A subset that keeps the class mix of a set stored class by class (the CIFAR-10
+    /// PNG folders) up to one image per class.
+    pub fn evenly_spaced(&self, k: usize) -> ImageBatch {
+        if k >= self.n {
+            return self.clone();
+        }
+        let per = self.height * self.width * self.channels;
+        let mut data = Vec::with_capacity(k * per);
+        for i in 0..k {
+            let j = i * self.n / k;
+            data.extend_from_slice(&self.data[j * per..(j + 1) * per]);
+        }
+        ImageBatch {
+            n: k,
+            data,
+            ..*self
+        }
+    }
+}
+
 /// Writes images as a `.npy` uint8 array (N, H, W) (grey) or (N, H, W, 3) (RGB), atomically:
 /// the format [`read_image_npy`] and `numpy.load` read.
 pub fn write_image_npy(path: impl AsRef<Path>, images: &ImageBatch) -> Result<()> {
@@ -539,6 +561,22 @@ mod tests {
         image::RgbaImage::from_pixel(w, h, image::Rgba([10, 20, 30, 40]))
             .save(path)
             .unwrap();
+    }
+
+    #[test]
+    fn evenly_spaced_keeps_every_class_of_a_sorted_set() {
+        // 10 classes of 6 one-pixel RGB images, stored class by class (pixel = class).
+        let data: Vec<u8> = (0..60u8).flat_map(|i| [i / 6; 3]).collect();
+        let all = ImageBatch::new(60, 1, 1, 3, data).unwrap();
+        let sub = all.evenly_spaced(20);
+        assert_eq!((sub.n, sub.data.len()), (20, 60));
+        let classes: Vec<u8> = sub.data.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(
+            classes,
+            (0..20).map(|i| (i * 3 / 6) as u8).collect::<Vec<_>>()
+        );
+        assert_eq!(all.evenly_spaced(60), all);
+        assert_eq!(all.evenly_spaced(100), all);
     }
 
     #[test]

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The image experiments (the paper's Tables 2-3 on this machine): NSGF++ against I-CFM (= 1-RF)
+# and OT-CFM on the same UNet, trained by the same loop with the same budget, each scored by FID
+# of N samples against the test set at several NFE; and S-JKO (issue 14) with the same UNet as
+# its one-call generator (NFE = 1). scripts/mnist-experiment.sh (the paper's MNIST setting) and
+# scripts/cifar10-small.sh (CIFAR-10 end to end at a CPU size) call it.
+#
+#   scripts/image-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
+#
+# Every stage resumes or skips what is done, so the script can be stopped at any point and run
+# again (long runs: start it with nohup in the background). Stages:
+#   train   trains (or resumes) runs/<PREFIX>-<method> from <CONFIGS>/<method>.toml;
+#   sample  draws N samples per method and NFE into runs/<PREFIX>-eval/<method>-nfe<K>.npy
+#           (uint8) and the sample grids into <OUT> (NFE 20; S-JKO: NFE 1 only);
+#   fid     exports the test images (REF_N of them, evenly spaced, when set), their Inception
+#           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json);
+#   table   writes <OUT>/fid.md and fid.json (FID per method and NFE, with each run's training
+#           steps and minutes);
+#   figures Fig. 8: nearest training images of each method's samples at its largest NFE.
+# Environment: DATASET (mnist or cifar10, default mnist), PREFIX (run-name prefix, default
+# DATASET), NSGF (binary; default target/release/nsgf, built if missing), RUNS (default runs),
+# N (samples, default 10000), NFES (default "10 20 60"), DATA (default ../shared/data/DATASET),
+# METHODS (default "nsgfpp icfm otcfm sjko"), CONFIGS (folder of <method>.toml, default
+# configs/PREFIX), OUT (tables and figures, default results/PREFIX), REF_N (reference images,
+# default all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATASET=${DATASET:-mnist}
+PREFIX=${PREFIX:-$DATASET}
+NSGF=${NSGF:-target/release/nsgf}
+RUNS=${RUNS:-runs}
+N=${N:-10000}
+NFES=${NFES:-"10 20 60"}
+DATA=${DATA:-../shared/data/$DATASET}
+METHODS=${METHODS:-"nsgfpp icfm otcfm sjko"}
+CONFIGS=${CONFIGS:-configs/$PREFIX}
+OUT=${OUT:-results/$PREFIX}
+REF_N=${REF_N:-}
+EVAL="$RUNS/$PREFIX-eval"
+stage=${1:-all}
+mkdir -p "$OUT" "$EVAL"
+
+# The NFE a method is sampled at: S-JKO is one generator call.
+nfes_of() {
+    if [ "$1" = sjko ]; then echo 1; else echo "$NFES"; fi
+}
+# Every NFE of the table's columns.
+all_nfes() {
+    for m in $METHODS; do nfes_of "$m"; done | tr ' ' '\n' | sort -nu | tr '\n' ' '
+}
+if [ ! -x "$NSGF" ]; then
+    cargo build --release
+fi
+
+train() {
+    for m in $METHODS; do
+        echo "== train $m" >&2
+        "$NSGF" train --config "$CONFIGS/$m.toml" --out "$RUNS/$PREFIX-$m" --resume
+    done
+}
+
+sample() {
+    for m in $METHODS; do
+        for nfe in $(nfes_of "$m"); do
+            f="$EVAL/$m-nfe$nfe.npy"
+            [ -f "$f" ] && continue
+            echo "== sample $m, NFE $nfe" >&2
+            grid=()
+            if [ "$nfe" = 20 ] || [ "$m" = sjko ]; then grid=(--grid "$OUT/grid-$m-nfe$nfe.png"); fi
+            "$NSGF" sample --run "$RUNS/$PREFIX-$m" --n "$N" --nfe "$nfe" --seed 0 \
+                --out "$EVAL/tmp-$m-$nfe.npy" "${grid[@]}"
+            mv "$EVAL/tmp-$m-$nfe.npy" "$f"
+        done
+    done
+}
+
+fid() {
+    local ref="$EVAL/test-stats.npz"
+    if [ ! -f "$ref" ]; then
+        "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split test --out "$EVAL/test.npy" \
+            ${REF_N:+--limit "$REF_N"}
+        "$NSGF" eval fid "$EVAL/test.npy" "$EVAL/tmp-stats.npz" --save-stats
+        mv "$EVAL/tmp-stats.npz" "$ref"
+    fi
+    for f in "$EVAL"/*-nfe*.npy; do
+        [ -f "$f" ] || continue
+        [ -f "$f.fid.json" ] && continue
+        echo "== FID $(basename "$f")" >&2
+        "$NSGF" eval fid "$f" "$ref" --json > "$f.fid.tmp"
+        mv "$f.fid.tmp" "$f.fid.json"
+    done
+}
+
+# Training steps and minutes of a run (summed over its networks' timing.json).
+budget() {
+    local run="$RUNS/$PREFIX-$1"
+    [ -d "$run" ] || { echo '{"steps": 0, "minutes": 0}'; return; }
+    find "$run" -name timing.json -exec jq -s '{steps: (map(.step) | add), minutes: ((map(.seconds) | add) / 60)}' {} +
+}
+
+table() {
+    local json="$OUT/fid.json"
+    {
+        echo "["
+        local first=1
+        for m in $METHODS; do
+            for nfe in $(nfes_of "$m"); do
+                f="$EVAL/$m-nfe$nfe.npy.fid.json"
+                [ -f "$f" ] || continue
+                [ $first = 1 ] || echo ","
+                first=0
+                jq -c --arg m "$m" --argjson nfe "$nfe" --argjson n "$N" \
+                    '{method: $m, nfe: $nfe, samples: $n, fid: .fid}' "$f"
+            done
+        done
+        echo "]"
+    } | jq . > "$json"
+    {
+        local refs
+        refs=$(head -c 256 "$EVAL/test.npy" 2>/dev/null | grep -ao "'shape': ([0-9]*" | grep -o "[0-9]*$" || echo "the")
+        echo "# $DATASET ($PREFIX): FID of $N samples against $refs test images (our FID, pytorch-fid conventions)"
+        echo
+        echo "Made by \`${MADE_BY:-scripts/image-experiment.sh}\` on $(date -u +%Y-%m-%d) ($(nproc) CPU cores)."
+        echo
+        local cols
+        cols=$(all_nfes)
+        printf '| method | training (steps, minutes) |'
+        for nfe in $cols; do printf ' NFE %s |' "$nfe"; done
+        echo
+        printf '|---|---|'
+        for _ in $cols; do printf -- '---:|'; done
+        echo
+        for m in $METHODS; do
+            b=$(budget "$m")
+            printf '| %s | %s steps, %.0f min |' "$m" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
+            for nfe in $cols; do
+                v=$(jq -r --arg m "$m" --argjson nfe "$nfe" \
+                    '.[] | select(.method == $m and .nfe == $nfe) | .fid' "$json")
+                if [ -n "$v" ]; then printf ' %.2f |' "$v"; else printf ' – |'; fi
+            done
+            echo
+        done
+    } > "$OUT/fid.md"
+    cat "$OUT/fid.md"
+}
+
+# Fig. 8: the nearest training images of the first 32 samples of each method at its largest NFE.
+figures() {
+    [ -f "$EVAL/train.npy" ] ||
+        "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train --out "$EVAL/train.npy"
+    local top
+    for m in $METHODS; do
+        top=$(nfes_of "$m" | tr ' ' '\n' | sort -n | tail -1)
+        f="$EVAL/$m-nfe$top.npy"
+        [ -f "$f" ] || continue
+        "$NSGF" eval neighbours "$f" "$EVAL/train.npy" --n 32 \
+            --out "$OUT/neighbours-$m-nfe$top.png" --json "$OUT/neighbours-$m-nfe$top.json"
+    done
+}
+case "$stage" in
+    train) train ;;
+    sample) sample ;;
+    fid) fid ;;
+    table) table ;;
+    figures) figures ;;
+    all) train; sample; fid; table; figures ;;
+    *) echo "usage: $0 [train|sample|fid|table|figures|all]" >&2; exit 2 ;;
+esac
