@@ -19,7 +19,10 @@ fn tomls(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_shipped_config_loads() {
     let mut files = Vec::new();
-    tomls(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"), &mut files);
+    tomls(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"),
+        &mut files,
+    );
     files.sort();
     let mut methods = std::collections::BTreeMap::<String, usize>::new();
     for f in &files {
@@ -40,7 +43,10 @@ fn every_shipped_config_loads() {
     }
     // Every method ships configs (the 2-D suite, Table 1's baselines, the image experiments).
     for m in ["nsgf", "nsgfpp", "cfm", "jko", "ept", "sjko"] {
-        assert!(methods.get(m).copied().unwrap_or(0) > 0, "no {m} config in {methods:?}");
+        assert!(
+            methods.get(m).copied().unwrap_or(0) > 0,
+            "no {m} config in {methods:?}"
+        );
     }
     assert!(files.len() >= 34, "{} configs", files.len());
 }

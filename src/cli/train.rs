@@ -6,6 +6,7 @@ use nsgf::backend::DeviceKind;
 use nsgf::convert::to_f32_vec;
 use nsgf::flows::samplers::Solver;
 use nsgf::io::{write_npy, NpyArray};
+use nsgf::models::ops::NnAutodiffBackend;
 use nsgf::train::cfm;
 use nsgf::train::config::ToyConfig;
 use nsgf::train::nsgf as toy;
@@ -13,7 +14,7 @@ use nsgf::train::nsgfpp;
 use nsgf::train::sjko;
 use nsgf::train::wgf;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -44,170 +45,222 @@ fn read_text(path: &std::path::Path) -> Result<String> {
 
 pub fn train(args: TrainArgs) -> Result<()> {
     match nsgfpp::config_method(&read_text(&args.config)?).as_deref() {
-        Some("nsgfpp") => return train_nsgfpp(args),
-        Some("cfm") => return train_cfm(args),
-        Some("jko" | "ept") => return train_wgf(args),
-        Some("sjko") => return train_sjko(args),
+        Some("nsgfpp") => train_from_config::<nsgfpp::NsgfppConfig>(args),
+        Some("cfm") => train_from_config::<cfm::CfmConfig>(args),
+        Some("jko" | "ept") => train_from_config::<wgf::WgfConfig>(args),
+        Some("sjko") => train_from_config::<sjko::SjkoConfig>(args),
         Some(other) => anyhow::bail!(
             "{}: unknown method {other:?} (nsgfpp, cfm, jko, ept, sjko; no method key: a 2-D NSGF config)",
             args.config.display()
         ),
-        None => {}
+        None => train_from_config::<ToyConfig>(args),
     }
-    let mut cfg = ToyConfig::load(&args.config)?;
+}
+
+/// What `nsgf train` needs of a method's config: load it, apply `--seed` / `--steps`, train it
+/// on a backend and summarise the report.
+trait RunConfig: Sized {
+    type Report: serde::Serialize;
+    fn load(path: &Path) -> nsgf::Result<Self>;
+    fn set_seed(&mut self, seed: u64);
+    /// What `--steps` overrides (see each impl).
+    fn set_steps(&mut self, steps: usize);
+    /// The method's trainer (which validates the config first).
+    fn train<B: NnAutodiffBackend>(
+        &self,
+        out: &Path,
+        dev: &B::Device,
+        resume: bool,
+        show: bool,
+    ) -> nsgf::Result<Self::Report>;
+    /// One line for stderr.
+    fn summary(&self, report: &Self::Report) -> String;
+}
+
+/// `nsgf train`: load, override, train on the chosen device (validating first), report (a line on
+/// stderr, the report as JSON on stdout).
+fn train_from_config<C: RunConfig>(args: TrainArgs) -> Result<()> {
+    let mut cfg = C::load(&args.config)?;
     if let Some(seed) = args.seed {
-        cfg.seed = seed;
+        cfg.set_seed(seed);
     }
     if let Some(steps) = args.steps {
-        cfg.train.steps = steps;
+        cfg.set_steps(steps);
     }
-    cfg.validate()?;
     let show = std::io::stderr().is_terminal();
-    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| toy::train::<B>(
-        &cfg,
+    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| cfg.train::<B>(
         &args.out,
         &dev,
         args.resume,
         show
     ))
     .with_context(|| format!("training {}", args.config.display()))?;
-    eprintln!(
-        "trained {} steps (final loss {:.4}); pool {} samples / {:.1} MiB built in {:.1}s; training {:.1}s ({:.0} steps/s)",
-        report.steps,
-        report.final_loss,
-        report.pool_samples,
-        report.pool_bytes as f64 / (1 << 20) as f64,
-        report.pool_seconds,
-        report.train_seconds,
-        report.steps as f64 / report.train_seconds.max(1e-9)
-    );
+    eprintln!("{}", cfg.summary(&report));
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
-/// `nsgf train` on an NSGF++ config (Algorithm 3: NSGF phase, NSF, time predictor).
-fn train_nsgfpp(args: TrainArgs) -> Result<()> {
-    let mut cfg = nsgfpp::NsgfppConfig::load(&args.config)?;
-    if let Some(seed) = args.seed {
-        cfg.seed = seed;
+/// A 2-D NSGF run (`--steps`: the velocity field's training steps).
+impl RunConfig for ToyConfig {
+    type Report = toy::TrainReport;
+    fn load(path: &Path) -> nsgf::Result<Self> {
+        ToyConfig::load(path)
     }
-    if let Some(steps) = args.steps {
-        cfg.train.steps = steps;
-        cfg.nsf.train.steps = steps;
-        cfg.time.train.steps = steps;
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
-    cfg.validate()?;
-    let show = std::io::stderr().is_terminal();
-    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| nsgfpp::train::<B>(
-        &cfg,
-        &args.out,
-        &dev,
-        args.resume,
-        show
-    ))
-    .with_context(|| format!("training {}", args.config.display()))?;
-    eprintln!(
-        "NSGF++: NSGF field {} steps (loss {:.4}, pool {} samples / {:.1} MiB, refills {:.1}s), \
-         NSF {} steps (loss {:.4}), time predictor {} steps (loss {:.4})",
-        report.nsgf.steps,
-        report.nsgf.final_loss,
-        report.nsgf.pool_samples,
-        report.nsgf.pool_bytes as f64 / (1 << 20) as f64,
-        report.nsgf.refresh_seconds,
-        report.nsf.steps,
-        report.nsf.final_loss,
-        report.time.steps,
-        report.time.final_loss
-    );
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    fn set_steps(&mut self, steps: usize) {
+        self.train.steps = steps;
+    }
+    fn train<B: NnAutodiffBackend>(
+        &self,
+        out: &Path,
+        dev: &B::Device,
+        resume: bool,
+        show: bool,
+    ) -> nsgf::Result<Self::Report> {
+        toy::train::<B>(self, out, dev, resume, show)
+    }
+    fn summary(&self, r: &Self::Report) -> String {
+        format!(
+            "trained {} steps (final loss {:.4}); pool {} samples / {:.1} MiB built in {:.1}s; training {:.1}s ({:.0} steps/s)",
+            r.steps,
+            r.final_loss,
+            r.pool_samples,
+            r.pool_bytes as f64 / (1 << 20) as f64,
+            r.pool_seconds,
+            r.train_seconds,
+            r.steps as f64 / r.train_seconds.max(1e-9)
+        )
+    }
 }
 
-/// `nsgf train` on a flow-matching config (`method = "cfm"`).
-fn train_cfm(args: TrainArgs) -> Result<()> {
-    let mut cfg = cfm::CfmConfig::load(&args.config)?;
-    if let Some(seed) = args.seed {
-        cfg.seed = seed;
+/// An NSGF++ run (Algorithm 3: NSGF phase, NSF, time predictor; `--steps`: each network's).
+impl RunConfig for nsgfpp::NsgfppConfig {
+    type Report = nsgfpp::NsgfppReport;
+    fn load(path: &Path) -> nsgf::Result<Self> {
+        nsgfpp::NsgfppConfig::load(path)
     }
-    if let Some(steps) = args.steps {
-        cfg.train.steps = steps;
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
-    cfg.validate()?;
-    let show = std::io::stderr().is_terminal();
-    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| cfm::train::<B>(
-        &cfg,
-        &args.out,
-        &dev,
-        args.resume,
-        show
-    ))
-    .with_context(|| format!("training {}", args.config.display()))?;
-    eprintln!(
-        "{:?} flow matching: {} steps (loss {:.4}) in {:.1}s",
-        cfg.matcher, report.steps, report.final_loss, report.seconds
-    );
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    fn set_steps(&mut self, steps: usize) {
+        self.train.steps = steps;
+        self.nsf.train.steps = steps;
+        self.time.train.steps = steps;
+    }
+    fn train<B: NnAutodiffBackend>(
+        &self,
+        out: &Path,
+        dev: &B::Device,
+        resume: bool,
+        show: bool,
+    ) -> nsgf::Result<Self::Report> {
+        nsgfpp::train::<B>(self, out, dev, resume, show)
+    }
+    fn summary(&self, r: &Self::Report) -> String {
+        format!(
+            "NSGF++: NSGF field {} steps (loss {:.4}, pool {} samples / {:.1} MiB, refills {:.1}s), \
+             NSF {} steps (loss {:.4}), time predictor {} steps (loss {:.4})",
+            r.nsgf.steps,
+            r.nsgf.final_loss,
+            r.nsgf.pool_samples,
+            r.nsgf.pool_bytes as f64 / (1 << 20) as f64,
+            r.nsgf.refresh_seconds,
+            r.nsf.steps,
+            r.nsf.final_loss,
+            r.time.steps,
+            r.time.final_loss
+        )
+    }
 }
 
-/// `nsgf train` on a JKO-Flow / EPT config (`--steps` overrides the flow steps K).
-fn train_wgf(args: TrainArgs) -> Result<()> {
-    let mut cfg = wgf::WgfConfig::load(&args.config)?;
-    if let Some(seed) = args.seed {
-        cfg.seed = seed;
+/// A flow-matching run (`method = "cfm"`; `--steps`: training steps).
+impl RunConfig for cfm::CfmConfig {
+    type Report = nsgf::train::fit::FitOutcome;
+    fn load(path: &Path) -> nsgf::Result<Self> {
+        cfm::CfmConfig::load(path)
     }
-    if let Some(steps) = args.steps {
-        cfg.steps = steps;
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
-    cfg.validate()?;
-    let show = std::io::stderr().is_terminal();
-    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| wgf::train::<B>(
-        &cfg,
-        &args.out,
-        &dev,
-        args.resume,
-        show
-    ))
-    .with_context(|| format!("training {}", args.config.display()))?;
-    eprintln!(
-        "{:?}: {} flow steps, {} network updates in {:.1}s",
-        cfg.method, report.steps, report.updates, report.seconds
-    );
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    fn set_steps(&mut self, steps: usize) {
+        self.train.steps = steps;
+    }
+    fn train<B: NnAutodiffBackend>(
+        &self,
+        out: &Path,
+        dev: &B::Device,
+        resume: bool,
+        show: bool,
+    ) -> nsgf::Result<Self::Report> {
+        cfm::train::<B>(self, out, dev, resume, show)
+    }
+    fn summary(&self, r: &Self::Report) -> String {
+        format!(
+            "{:?} flow matching: {} steps (loss {:.4}) in {:.1}s",
+            self.matcher, r.steps, r.final_loss, r.seconds
+        )
+    }
 }
 
-/// `nsgf train` on an S-JKO config (`--steps` overrides the iterations of every phase).
-fn train_sjko(args: TrainArgs) -> Result<()> {
-    let mut cfg = sjko::SjkoConfig::load(&args.config)?;
-    if let Some(seed) = args.seed {
-        cfg.seed = seed;
+/// A JKO-Flow / EPT run (`--steps`: the flow steps K).
+impl RunConfig for wgf::WgfConfig {
+    type Report = wgf::WgfReport;
+    fn load(path: &Path) -> nsgf::Result<Self> {
+        wgf::WgfConfig::load(path)
     }
-    if let Some(steps) = args.steps {
-        cfg.iterations = steps;
-        cfg.init_iterations = None;
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
-    cfg.validate()?;
-    let show = std::io::stderr().is_terminal();
-    let report = nsgf::with_autodiff_backend!(args.device, |B, dev| sjko::train::<B>(
-        &cfg,
-        &args.out,
-        &dev,
-        args.resume,
-        show
-    ))
-    .with_context(|| format!("training {}", args.config.display()))?;
-    eprintln!(
-        "S-JKO: {} phases, {} iterations ({} in this call) in {:.1}s; losses D {:.4}, G {:.4}",
-        cfg.phases,
-        report.iterations,
-        report.new_iterations,
-        report.seconds,
-        report.loss_d,
-        report.loss_g
-    );
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    fn set_steps(&mut self, steps: usize) {
+        self.steps = steps;
+    }
+    fn train<B: NnAutodiffBackend>(
+        &self,
+        out: &Path,
+        dev: &B::Device,
+        resume: bool,
+        show: bool,
+    ) -> nsgf::Result<Self::Report> {
+        wgf::train::<B>(self, out, dev, resume, show)
+    }
+    fn summary(&self, r: &Self::Report) -> String {
+        format!(
+            "{:?}: {} flow steps, {} network updates in {:.1}s",
+            self.method, r.steps, r.updates, r.seconds
+        )
+    }
+}
+
+/// An S-JKO run (`--steps`: the iterations of every phase).
+impl RunConfig for sjko::SjkoConfig {
+    type Report = sjko::SjkoReport;
+    fn load(path: &Path) -> nsgf::Result<Self> {
+        sjko::SjkoConfig::load(path)
+    }
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+    fn set_steps(&mut self, steps: usize) {
+        self.iterations = steps;
+        self.init_iterations = None;
+    }
+    fn train<B: NnAutodiffBackend>(
+        &self,
+        out: &Path,
+        dev: &B::Device,
+        resume: bool,
+        show: bool,
+    ) -> nsgf::Result<Self::Report> {
+        sjko::train::<B>(self, out, dev, resume, show)
+    }
+    fn summary(&self, r: &Self::Report) -> String {
+        format!(
+            "S-JKO: {} phases, {} iterations ({} in this call) in {:.1}s; losses D {:.4}, G {:.4}",
+            self.phases, r.iterations, r.new_iterations, r.seconds, r.loss_d, r.loss_g
+        )
+    }
 }
 
 /// Writes image samples (`[-1, 1]` rows of `shape`) as a uint8 `.npy` or a PNG folder, and the

@@ -698,10 +698,27 @@ impl<B: NnBackend> Generators<B> {
         fresh: impl Fn() -> Result<G>,
     ) -> Result<(G, Vec<G>)> {
         let generator = checkpoint::load_for_sampling(fresh()?, &dir.join(GEN_DIR))?;
-        let phases = (0..phases)
+        let done = (0..phases)
+            .take_while(|&k| phase_path(dir, k).exists())
+            .count();
+        if done < phases {
+            tracing::warn!(
+                "{}: {done} of {phases} phases finished; sampling from the latest checkpoint",
+                dir.display()
+            );
+        }
+        let phases = (0..done)
             .map(|k| checkpoint::load_model(fresh()?, &phase_path(dir, k)))
             .collect::<Result<Vec<_>>>()?;
         Ok((generator, phases))
+    }
+
+    /// The phases whose generators are loaded.
+    fn phases(&self) -> usize {
+        match self {
+            Self::Toy(_, p) => p.len(),
+            Self::Image(_, p) => p.len(),
+        }
     }
 
     /// `T(x, z)` of the final generator (`phase = None`) or of the one at the end of a phase.
@@ -722,7 +739,9 @@ pub struct SjkoRun<B: NnBackend> {
     generators: Generators<B>,
 }
 
-/// Loads a run written by [`train`] (finished: every phase's generator present).
+/// Loads a run written by [`train`]: its latest generator (the EMA when kept) and the
+/// generators of the phases finished (all of them once the run is done; an unfinished run
+/// samples from its latest checkpoint, with a warning).
 pub fn load_run<B: NnBackend>(dir: &Path, device: &B::Device) -> Result<SjkoRun<B>> {
     let config = SjkoConfig::load(&dir.join(CONFIG_FILE))?;
     let generators = match (config.problem, config.image_shape) {
@@ -782,7 +801,7 @@ impl<B: NnBackend> SjkoRun<B> {
     ) -> Tensor<B, 2> {
         let z = self.latents(x0.dims()[0], seed, &x0.device());
         on_state(&x0);
-        for k in 0..self.config.phases {
+        for k in 0..self.generators.phases() {
             on_state(&self.generators.apply(Some(k), x0.clone(), z.clone()));
         }
         self.generators.apply(None, x0, z)
