@@ -4,8 +4,10 @@
 //! warm-up included), and Algorithm 4 samples with the NFE it reports; the CLI writes the
 //! samples as a uint8 `.npy` and the Fig. 5-style grid.
 
+mod common;
+
+use common::write_square_images;
 use nsgf::backend::{Cpu, CpuAutodiff};
-use nsgf::io::npy::{write_npy, NpyArray};
 use nsgf::train::nsgfpp::{load_run, sample_many, train, NsgfppConfig};
 use std::path::Path;
 use std::process::Command;
@@ -13,21 +15,6 @@ use std::process::Command;
 /// Model initialisation draws from the backend's global RNG (`Backend::seed`): tests that
 /// compare seeded runs take this lock so that no other test reseeds it meanwhile.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// 48 images 16x16: a bright square at one of 4 positions on a dark background.
-fn write_images(path: &Path) {
-    let mut data = Vec::with_capacity(48 * 256);
-    for i in 0..48 {
-        let (oy, ox) = [(2, 2), (2, 9), (9, 2), (9, 9)][i % 4];
-        for y in 0..16 {
-            for x in 0..16 {
-                let inside = (oy..oy + 5).contains(&y) && (ox..ox + 5).contains(&x);
-                data.push(if inside { 230 } else { 10 + (i as u8 % 7) });
-            }
-        }
-    }
-    write_npy(path, &NpyArray::u8(vec![48, 16, 16], data)).unwrap();
-}
 
 fn config(images: &Path) -> String {
     format!(
@@ -80,7 +67,7 @@ nsf_steps = 2
 fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images.npy");
-    write_images(&images);
+    write_square_images(&images);
     let cfg = NsgfppConfig::from_toml(&config(&images), Path::new("tiny.toml")).unwrap();
     let dev = Default::default();
     let _seeded = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,7 +223,7 @@ fn tiny_image_flow_matching_trains_resumes_exactly_and_samples() {
     use nsgf::train::cfm;
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images.npy");
-    write_images(&images);
+    write_square_images(&images);
     let text = format!(
         r#"
 method = "cfm"

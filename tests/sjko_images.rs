@@ -5,34 +5,15 @@
 //! probes included), sampling does not depend on the batch size, and the CLI writes the samples
 //! as a uint8 `.npy` with a grid.
 
+mod common;
+
+use common::{nsgf_ok, stop_after_every_iteration, write_square_images as write_images};
 use nsgf::backend::{Cpu, CpuAutodiff};
-use nsgf::io::npy::{write_npy, NpyArray};
-use nsgf::train::interrupt;
 use nsgf::train::sjko::{load_run, train, SjkoConfig};
-use nsgf::NsgfError;
 use std::path::Path;
-use std::process::Command;
 
 /// Model initialisation seeds the backend's global RNG and the interrupt flag is process-wide.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// 48 images 16x16: a bright square at one of 4 positions on a dark background; returns them in
-/// `[-1, 1]` rows.
-fn write_images(path: &Path) -> Vec<f32> {
-    let mut data = Vec::with_capacity(48 * 256);
-    for i in 0..48 {
-        let (oy, ox) = [(2, 2), (2, 9), (9, 2), (9, 9)][i % 4];
-        for y in 0..16 {
-            for x in 0..16 {
-                let inside = (oy..oy + 5).contains(&y) && (ox..ox + 5).contains(&x);
-                data.push(if inside { 230 } else { 10 + (i as u8 % 7) });
-            }
-        }
-    }
-    let rows = data.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-    write_npy(path, &NpyArray::u8(vec![48, 16, 16], data)).unwrap();
-    rows
-}
 
 fn config_text(images: &Path, extra: &str) -> String {
     format!(
@@ -82,6 +63,11 @@ fn a_tiny_image_run_moves_the_prior_towards_the_data() {
     let report = train::<CpuAutodiff>(&cfg, &run_dir, &dev, false, false).unwrap();
     assert_eq!(report.iterations, 60);
     assert!(report.loss_d.is_finite() && report.loss_g.is_finite());
+    // timing.json carries the keys every run's timing has (the experiment scripts sum them).
+    let timing: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("timing.json")).unwrap()).unwrap();
+    assert_eq!(timing["step"], 60);
+    assert!(timing["seconds"].as_f64().unwrap() > 0.0);
     let run = load_run::<Cpu>(&run_dir, &dev).unwrap();
     assert_eq!(run.config.image_shape, Some([1, 16, 16]));
     let x = run.sample_many(16, 16, 7, &dev, |_| {}).unwrap();
@@ -106,15 +92,9 @@ fn an_image_run_stopped_anywhere_resumes_to_the_same_weights_and_samples_in_any_
     let full = dir.path().join("full");
     train::<CpuAutodiff>(&cfg, &full, &dev, false, false).unwrap();
     let parts = dir.path().join("parts");
-    for i in 1..7 {
-        interrupt::request();
-        let r = train::<CpuAutodiff>(&cfg, &parts, &dev, i > 1, false);
-        interrupt::clear();
-        match r {
-            Err(NsgfError::Interrupted { step, .. }) => assert_eq!(step, i),
-            other => panic!("call {i}: {other:?}"),
-        }
-    }
+    stop_after_every_iteration(6, |resume| {
+        train::<CpuAutodiff>(&cfg, &parts, &dev, resume, false)
+    });
     assert_eq!(
         train::<CpuAutodiff>(&cfg, &parts, &dev, true, false)
             .unwrap()
@@ -190,31 +170,28 @@ fn the_cli_trains_and_samples_an_image_sjko_run() {
     let config = dir.path().join("tiny.toml");
     std::fs::write(&config, config_text(&images, "phases = 2\niterations = 2")).unwrap();
     let run = dir.path().join("run");
-    let nsgf = env!("CARGO_BIN_EXE_nsgf");
-    let out = Command::new(nsgf)
-        .args(["train", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nsgf_ok([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        run.as_os_str(),
+    ]);
     let (npy, grid) = (dir.path().join("x.npy"), dir.path().join("grid.png"));
-    let out = Command::new(nsgf)
-        .args(["sample", "--run"])
-        .arg(&run)
-        .args(["--n", "12", "--batch", "5", "--out"])
-        .arg(&npy)
-        .arg("--grid")
-        .arg(&grid)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.contains("NFE = 1"), "{err}");
+    let err = nsgf_ok([
+        "sample".as_ref(),
+        "--run".as_ref(),
+        run.as_os_str(),
+        "--n".as_ref(),
+        "12".as_ref(),
+        "--batch".as_ref(),
+        "5".as_ref(),
+        "--out".as_ref(),
+        npy.as_os_str(),
+        "--grid".as_ref(),
+        grid.as_os_str(),
+    ]);
+    assert!(err.contains("NFE = 1"), "{err}");
     let x = nsgf::io::read_npy(&npy).unwrap();
     assert_eq!(x.shape, vec![12, 16, 16]);
     assert!(grid.exists());

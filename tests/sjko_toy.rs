@@ -4,13 +4,13 @@
 //! phase, at a phase boundary) and resumed ends with the same weights bit for bit, and bad
 //! configs are clear errors.
 
+mod common;
+
 use nsgf::backend::{Cpu, CpuAutodiff};
 use nsgf::convert::tensor_to_points;
 use nsgf::data::toy2d::sample_points;
 use nsgf::ot::emd::w2;
-use nsgf::train::interrupt;
 use nsgf::train::sjko::{load_run, train, SjkoConfig};
-use nsgf::NsgfError;
 use rand::SeedableRng;
 use std::path::Path;
 
@@ -89,15 +89,9 @@ fn a_run_stopped_anywhere_resumes_to_the_same_weights() {
     // Stop after every iteration (as Ctrl-C would): each call trains one iteration, writes a
     // checkpoint and returns Interrupted; the run passes both phase boundaries this way.
     let parts = dir.path().join("parts");
-    for i in 1..20 {
-        interrupt::request();
-        let r = train::<CpuAutodiff>(&cfg, &parts, &dev, i > 1, false);
-        interrupt::clear();
-        match r {
-            Err(NsgfError::Interrupted { step, .. }) => assert_eq!(step, i),
-            other => panic!("call {i}: {other:?}"),
-        }
-    }
+    common::stop_after_every_iteration(19, |resume| {
+        train::<CpuAutodiff>(&cfg, &parts, &dev, resume, false)
+    });
     let report = train::<CpuAutodiff>(&cfg, &parts, &dev, true, false).unwrap();
     assert_eq!(report.new_iterations, 1);
     for f in [

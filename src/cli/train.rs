@@ -100,27 +100,35 @@ fn train_from_config<C: RunConfig>(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The items of a [`RunConfig`] impl that only name the method's trainer: `load` (the config
+/// type's own), `set_seed` (its `seed` field) and `train` (`module::train::<B>`).
+macro_rules! load_seed_train {
+    ($($train:ident)::+) => {
+        fn load(path: &Path) -> nsgf::Result<Self> {
+            Self::load(path)
+        }
+        fn set_seed(&mut self, seed: u64) {
+            self.seed = seed;
+        }
+        fn train<B: NnAutodiffBackend>(
+            &self,
+            out: &Path,
+            dev: &B::Device,
+            resume: bool,
+            show: bool,
+        ) -> nsgf::Result<Self::Report> {
+            $($train)::+::<B>(self, out, dev, resume, show)
+        }
+    };
+}
+
 /// A 2-D NSGF run (`--steps`: the velocity field's training steps).
 impl RunConfig for ToyConfig {
     type Report = toy::TrainReport;
-    fn load(path: &Path) -> nsgf::Result<Self> {
-        ToyConfig::load(path)
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
     fn set_steps(&mut self, steps: usize) {
         self.train.steps = steps;
     }
-    fn train<B: NnAutodiffBackend>(
-        &self,
-        out: &Path,
-        dev: &B::Device,
-        resume: bool,
-        show: bool,
-    ) -> nsgf::Result<Self::Report> {
-        toy::train::<B>(self, out, dev, resume, show)
-    }
+    load_seed_train!(toy::train);
     fn summary(&self, r: &Self::Report) -> String {
         format!(
             "trained {} steps (final loss {:.4}); pool {} samples / {:.1} MiB built in {:.1}s; training {:.1}s ({:.0} steps/s)",
@@ -138,26 +146,12 @@ impl RunConfig for ToyConfig {
 /// An NSGF++ run (Algorithm 3: NSGF phase, NSF, time predictor; `--steps`: each network's).
 impl RunConfig for nsgfpp::NsgfppConfig {
     type Report = nsgfpp::NsgfppReport;
-    fn load(path: &Path) -> nsgf::Result<Self> {
-        nsgfpp::NsgfppConfig::load(path)
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
     fn set_steps(&mut self, steps: usize) {
         self.train.steps = steps;
         self.nsf.train.steps = steps;
         self.time.train.steps = steps;
     }
-    fn train<B: NnAutodiffBackend>(
-        &self,
-        out: &Path,
-        dev: &B::Device,
-        resume: bool,
-        show: bool,
-    ) -> nsgf::Result<Self::Report> {
-        nsgfpp::train::<B>(self, out, dev, resume, show)
-    }
+    load_seed_train!(nsgfpp::train);
     fn summary(&self, r: &Self::Report) -> String {
         format!(
             "NSGF++: NSGF field {} steps (loss {:.4}, pool {} samples / {:.1} MiB, refills {:.1}s), \
@@ -178,24 +172,10 @@ impl RunConfig for nsgfpp::NsgfppConfig {
 /// A flow-matching run (`method = "cfm"`; `--steps`: training steps).
 impl RunConfig for cfm::CfmConfig {
     type Report = nsgf::train::fit::FitOutcome;
-    fn load(path: &Path) -> nsgf::Result<Self> {
-        cfm::CfmConfig::load(path)
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
     fn set_steps(&mut self, steps: usize) {
         self.train.steps = steps;
     }
-    fn train<B: NnAutodiffBackend>(
-        &self,
-        out: &Path,
-        dev: &B::Device,
-        resume: bool,
-        show: bool,
-    ) -> nsgf::Result<Self::Report> {
-        cfm::train::<B>(self, out, dev, resume, show)
-    }
+    load_seed_train!(cfm::train);
     fn summary(&self, r: &Self::Report) -> String {
         format!(
             "{:?} flow matching: {} steps (loss {:.4}) in {:.1}s",
@@ -207,24 +187,10 @@ impl RunConfig for cfm::CfmConfig {
 /// A JKO-Flow / EPT run (`--steps`: the flow steps K).
 impl RunConfig for wgf::WgfConfig {
     type Report = wgf::WgfReport;
-    fn load(path: &Path) -> nsgf::Result<Self> {
-        wgf::WgfConfig::load(path)
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
     fn set_steps(&mut self, steps: usize) {
         self.steps = steps;
     }
-    fn train<B: NnAutodiffBackend>(
-        &self,
-        out: &Path,
-        dev: &B::Device,
-        resume: bool,
-        show: bool,
-    ) -> nsgf::Result<Self::Report> {
-        wgf::train::<B>(self, out, dev, resume, show)
-    }
+    load_seed_train!(wgf::train);
     fn summary(&self, r: &Self::Report) -> String {
         format!(
             "{:?}: {} flow steps, {} network updates in {:.1}s",
@@ -236,25 +202,11 @@ impl RunConfig for wgf::WgfConfig {
 /// An S-JKO run (`--steps`: the iterations of every phase).
 impl RunConfig for sjko::SjkoConfig {
     type Report = sjko::SjkoReport;
-    fn load(path: &Path) -> nsgf::Result<Self> {
-        sjko::SjkoConfig::load(path)
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
     fn set_steps(&mut self, steps: usize) {
         self.iterations = steps;
         self.init_iterations = None;
     }
-    fn train<B: NnAutodiffBackend>(
-        &self,
-        out: &Path,
-        dev: &B::Device,
-        resume: bool,
-        show: bool,
-    ) -> nsgf::Result<Self::Report> {
-        sjko::train::<B>(self, out, dev, resume, show)
-    }
+    load_seed_train!(sjko::train);
     fn summary(&self, r: &Self::Report) -> String {
         format!(
             "S-JKO: {} phases, {} iterations ({} in this call) in {:.1}s; losses D {:.4}, G {:.4}",
