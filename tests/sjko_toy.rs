@@ -80,7 +80,7 @@ fn a_tiny_run_lowers_w2_in_one_call_and_its_phases_chain() {
 #[test]
 fn a_run_stopped_anywhere_resumes_to_the_same_weights() {
     let _seeded = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
-    let cfg = config("phases = 3\niterations = 6\ninit_iterations = 8\ncheckpoint_every = 5\nema = 0.9\nr1 = 0.2\npsi = \"softplus\"");
+    let cfg = config("phases = 3\niterations = 6\ninit_iterations = 8\ncheckpoint_every = 5\nema = 0.9\nr1 = 0.2\npsi = \"softplus\"\nalpha_end = 3.0\nlr_schedule = \"cosine\"\nlr_min = 1e-4\ngrad_clip_d = 0.5");
     let dir = tempfile::tempdir().unwrap();
     let dev = Default::default();
     let full = dir.path().join("full");

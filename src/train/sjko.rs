@@ -24,10 +24,10 @@
 //! [`crate::models::sjko`]); one generic loop ([`train_nets`]) trains both.
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE, EMA_FILE, TIMING_FILE};
-use super::config::{at_least_one, parse_config, positive, read_config, ModelConfig};
+use super::config::{at_least_one, parse_config, positive, read_config, LrSchedule, ModelConfig};
 use super::fit::{bar, METRICS_FILE};
 use super::nsgfpp::unet_config;
-use super::optim::Ema;
+use super::optim::{clip_grad_norm, Ema};
 use crate::convert::{rows_to_tensor, to_f32_vec, to_f64_vec};
 use crate::data::loader::keyed_rng;
 use crate::data::pairs::{self, ImageDataConfig, PairData};
@@ -123,6 +123,20 @@ pub struct SjkoConfig {
     pub lr_d: f64,
     #[serde(default = "default_betas")]
     pub betas: (f64, f64),
+    /// Learning-rate schedule of both networks over all iterations (the official option:
+    /// cosine from `lr_g` / `lr_d` down to `lr_min`).
+    #[serde(default, skip_serializing_if = "is_constant")]
+    pub lr_schedule: LrSchedule,
+    /// The floor of the cosine schedule (the official `eta_min`, 5e-5).
+    #[serde(default = "default_lr_min")]
+    pub lr_min: f64,
+    /// `α` of the last phase: `α_k` goes linearly from `alpha` (phase 0) to `alpha_end` (phase
+    /// `K − 1`), the official optional per-phase schedule (1 → 5); `None`: `α` in every phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha_end: Option<f64>,
+    /// Clip the potential's gradients to this global norm (the official option, off by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip_d: Option<f64>,
     /// EMA decay of the generator (0: none, as the official 2-D runs); sampling uses the EMA.
     #[serde(default)]
     pub ema: f64,
@@ -174,6 +188,12 @@ fn default_nz() -> usize {
 fn default_potential_channels() -> Vec<usize> {
     vec![32, 64, 128, 256]
 }
+fn default_lr_min() -> f64 {
+    5e-5
+}
+fn is_constant(s: &LrSchedule) -> bool {
+    *s == LrSchedule::Constant
+}
 fn is_default_potential_channels(v: &[usize]) -> bool {
     v == default_potential_channels()
 }
@@ -207,6 +227,20 @@ impl SjkoConfig {
         posf(self.alpha, "alpha")?;
         posf(self.lr_g, "lr_g")?;
         posf(self.lr_d, "lr_d")?;
+        if let Some(a) = self.alpha_end {
+            posf(a, "alpha_end")?;
+        }
+        if let Some(c) = self.grad_clip_d {
+            posf(c, "grad_clip_d")?;
+        }
+        if self.lr_schedule == LrSchedule::Cosine
+            && !(self.lr_min >= 0.0 && self.lr_min <= self.lr_g.min(self.lr_d))
+        {
+            return Err(NsgfError::Param(format!(
+                "sjko: lr_min must lie in [0, min(lr_g, lr_d)] for the cosine schedule, got {}",
+                self.lr_min
+            )));
+        }
         if !(self.r1.is_finite() && self.r1 >= 0.0) {
             return Err(NsgfError::Param(format!(
                 "sjko: r1 must be ≥ 0, got {}",
@@ -309,6 +343,28 @@ impl SjkoConfig {
             0
         } else {
             self.first_iterations() + (k - 1) * self.iterations
+        }
+    }
+
+    /// `α` of phase `k` (see `alpha_end`).
+    pub fn alpha_at(&self, k: usize) -> f64 {
+        match self.alpha_end {
+            Some(end) if self.phases > 1 => {
+                self.alpha + (end - self.alpha) * k as f64 / (self.phases - 1) as f64
+            }
+            _ => self.alpha,
+        }
+    }
+
+    /// The learning rate `lr` (`lr_g` or `lr_d`) at (0-based) iteration `i`: constant, or
+    /// `lr_min + (lr − lr_min)·½(1 + cos(π i / N))` over the `N` iterations of all phases.
+    pub fn lr_at(&self, lr: f64, i: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let frac = (i as f64 / self.total_iterations() as f64).min(1.0);
+                self.lr_min + (lr - self.lr_min) * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos())
+            }
         }
     }
 
@@ -591,13 +647,23 @@ where
         } else {
             (potential.value(y), None)
         };
-        let loss_d = potential_loss(cfg.psi, cfg.alpha, v_real, potential.value(fake), grad);
+        let loss_d = potential_loss(
+            cfg.psi,
+            cfg.alpha_at(k),
+            v_real,
+            potential.value(fake),
+            grad,
+        );
         let ld = to_f64_vec(loss_d.clone())?[0];
         if !ld.is_finite() {
             return Err(non_finite("potential", ld, i, k));
         }
         let grads = GradientsParams::from_grads(loss_d.backward(), &potential);
-        potential = opt_d.step(cfg.lr_d, potential, grads);
+        let grads = match cfg.grad_clip_d {
+            Some(max_norm) => clip_grad_norm(&potential, grads, max_norm)?.0,
+            None => grads,
+        };
+        potential = opt_d.step(cfg.lr_at(cfg.lr_d, i), potential, grads);
 
         // Generator step: c(T_θ(x, z₂), T_k(x, z₁)) / (2h) − v(T_θ(x, z₂)), v frozen.
         let x_ref = rows_to_tensor::<B::InnerBackend>(dr.x_g.clone(), b, d, &inner);
@@ -616,7 +682,7 @@ where
             return Err(non_finite("generator", lg, i, k));
         }
         let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
-        generator = opt_g.step(cfg.lr_g, generator, grads);
+        generator = opt_g.step(cfg.lr_at(cfg.lr_g, i), generator, grads);
         if let Some(e) = ema.as_mut() {
             e.update(&generator, i + 1);
         }
@@ -889,6 +955,22 @@ mod tests {
     }
 
     #[test]
+    fn optional_schedules_follow_the_official_options() {
+        let c = cfg("method = \"sjko\"\nproblem = \"moons\"\nphases = 5\niterations = 10\nalpha = 1.0\nalpha_end = 5.0\nlr_schedule = \"cosine\"\nlr_g = 2e-4\nlr_d = 1e-4\n");
+        assert_eq!(
+            (0..5).map(|k| c.alpha_at(k)).collect::<Vec<_>>(),
+            [1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        // Cosine over the 50 iterations, from lr down to lr_min = 5e-5.
+        assert!((c.lr_at(2e-4, 0) - 2e-4).abs() < 1e-18);
+        assert!((c.lr_at(2e-4, 25) - 1.25e-4).abs() < 1e-15);
+        assert!((c.lr_at(1e-4, 50) - 5e-5).abs() < 1e-18);
+        // Off by default: α and lr constant.
+        let d = cfg("method = \"sjko\"\nproblem = \"moons\"\nalpha = 2.0\n");
+        assert_eq!((d.alpha_at(9), d.lr_at(d.lr_g, 40_000)), (2.0, 1e-4));
+    }
+
+    #[test]
     fn bad_settings_are_clear_errors() {
         for (bad, what) in [
             ("phases = 0", "phases"),
@@ -896,6 +978,9 @@ mod tests {
             ("r1 = -1.0", "r1"),
             ("ema = 1.0", "ema"),
             ("psi = \"tv\"", "psi"),
+            ("alpha_end = 0.0", "alpha_end"),
+            ("grad_clip_d = -1.0", "grad_clip_d"),
+            ("lr_schedule = \"cosine\"\nlr_min = 1e-3", "lr_min"),
         ] {
             let text = format!("method = \"sjko\"\nproblem = \"moons\"\n{bad}\n");
             let e = SjkoConfig::from_toml(&text, Path::new("t.toml"))
