@@ -378,4 +378,15 @@ fn sjko_is_a_table_method_with_one_call() {
     assert!(cfg.contains("iterations = 20"), "{cfg}");
     let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
     assert!(md.contains("| S-JKO |") && md.contains("NFE = 1"), "{md}");
+
+    // A cell whose folder holds a run of the same config resumes it instead of training again
+    // (here: finished, so nothing is trained); the weights and the scores are the same.
+    let cell = work.join("moons/sjko/seed0");
+    let model = std::fs::read(cell.join("generator/model.safetensors")).unwrap();
+    let metrics = std::fs::read(cell.join("metrics.jsonl")).unwrap();
+    std::fs::remove_file(cell.join("cell.json")).unwrap();
+    let again = run_table1::<CpuAutodiff>(&s, &work, &out, &Default::default(), false).unwrap();
+    assert_eq!(again.entries[0].w2_10.mean, e.w2_10.mean);
+    assert!(std::fs::read(cell.join("generator/model.safetensors")).unwrap() == model);
+    assert!(std::fs::read(cell.join("metrics.jsonl")).unwrap() == metrics);
 }

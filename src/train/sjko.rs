@@ -484,6 +484,18 @@ fn draws(cfg: &SjkoConfig, data: &PairData, i: usize, probe: bool) -> Result<Dra
     }
 }
 
+/// The potential and generator losses of the last line of `metrics.jsonl` logged at or before
+/// iteration `start` (`NaN` when there is none).
+fn last_logged_losses(path: &Path, start: usize) -> (f64, f64) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["iteration"].as_u64().is_some_and(|i| i as usize <= start))
+        .and_then(|v| Some((v["loss_d"].as_f64()?, v["loss_g"].as_f64()?)))
+        .unwrap_or((f64::NAN, f64::NAN))
+}
+
 fn non_finite(what: &str, v: f64, i: usize, k: usize) -> NsgfError {
     NsgfError::NonFinite(format!(
         "the {what} loss became {v} at iteration {} (phase {k}); lower lr_g / lr_d or raise h",
@@ -611,7 +623,8 @@ where
     let mut phase_resumed = start > cfg.phase_start(phase);
     let mut phase_seconds = Vec::new();
     let (mut sum_d, mut sum_g, mut count) = (0.0, 0.0, 0usize);
-    let (mut last_d, mut last_g) = (f64::NAN, f64::NAN);
+    // The losses logged last (a resumed run that trains no more reports them).
+    let (mut last_d, mut last_g) = last_logged_losses(&dir.join(METRICS_FILE), start);
     let b = cfg.batch;
     for i in start..total {
         let k = cfg.phase_of(i);

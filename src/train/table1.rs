@@ -13,7 +13,7 @@
 //! sampling steps are Euler steps of `Δτ = 1/K`. For NSGF, trained on a teacher of `T` flow steps
 //! of size `η`, that is `K` steps of size `ηT/K` in the paper's units (`K = T` is Algorithm 2).
 
-use super::checkpoint::{load_model, save_model, MODEL_FILE};
+use super::checkpoint::{load_model, save_model, CONFIG_FILE, MODEL_FILE};
 use super::config::{LrSchedule, OptimConfig, ToyConfig};
 use super::fit::{bar, fit_regression};
 use super::nsgf::{load_run, train as train_nsgf};
@@ -762,6 +762,17 @@ fn wgf_config_path(settings: &Table1Settings, method: Method, problem: Problem) 
         .join(format!("{problem}.toml"))
 }
 
+/// Whether `dir` holds a (partial) run of exactly `cfg` (its `config.toml` equals `cfg`
+/// serialised): the slow cells then resume from its checkpoint instead of starting again, so a
+/// table run stopped in the middle of a cell loses nothing (resumed runs end with the same
+/// weights as uninterrupted ones).
+fn same_config<T: Serialize>(dir: &Path, cfg: &T) -> bool {
+    let Ok(text) = toml::to_string_pretty(cfg) else {
+        return false;
+    };
+    std::fs::read_to_string(dir.join(CONFIG_FILE)).is_ok_and(|saved| saved == text)
+}
+
 /// Trains a JKO-Flow / EPT cell: two runs from the problem's config (written for K = 10), with
 /// K = 10 and K = 100 steps. EPT's step size `η` and its cap scale by 10/K (the same horizon);
 /// JKO's `a` is the config's at every K (a JKO step from the data stays there, and a smaller `a`
@@ -799,7 +810,8 @@ fn train_wgf_cell<B: NnAutodiffBackend>(
         e.max_step = e.max_step.map(|m| m * scale);
         e.updates = settings.steps.div_ceil(k).max(1);
         let sub = dir.join(format!("k{k}"));
-        train_wgf::<B>(&cfg, &sub, dev, false, show)?;
+        let resume = same_config(&sub, &cfg);
+        train_wgf::<B>(&cfg, &sub, dev, resume, show)?;
         runs.push(load_wgf_run::<B::InnerBackend>(&sub, &inner)?);
     }
     let [k10, k100]: [WgfRun<B::InnerBackend>; 2] = runs
@@ -829,7 +841,8 @@ fn train_sjko_cell<B: NnAutodiffBackend>(
     cfg.seed = seed;
     cfg.iterations = settings.steps.div_ceil(cfg.phases).max(1);
     cfg.init_iterations = None;
-    let report = train_sjko::<B>(&cfg, dir, dev, false, show)?;
+    let resume = same_config(dir, &cfg);
+    let report = train_sjko::<B>(&cfg, dir, dev, resume, show)?;
     let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
     Ok((
         Trained::Sjko(Box::new(load_sjko_run::<B::InnerBackend>(dir, &inner)?)),
@@ -885,6 +898,12 @@ fn run_cell<B: NnAutodiffBackend>(
     let n = settings.n_eval;
     let draws = settings.eval_draws;
     let finish = |model: &Trained<B::InnerBackend>, final_loss: f64, train_seconds: f64| {
+        // JSON has no NaN: a run that logged no loss records 0.
+        let final_loss = if final_loss.is_finite() {
+            final_loss
+        } else {
+            0.0
+        };
         let scores = evaluate_model(model, problem, n, draws, &inner)?;
         let cell = Cell {
             problem: problem.to_string(),
