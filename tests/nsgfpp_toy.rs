@@ -111,6 +111,18 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
             "the resumed {part} network differs from the uninterrupted one"
         );
     }
+    // Resuming a finished run trains nothing and reports the mean losses it logged last.
+    let again = train::<CpuAutodiff>(&cfg, &run2, &dev, true, false).unwrap();
+    for (part, loss) in [
+        ("nsgf", again.nsgf.final_loss),
+        ("nsf", again.nsf.final_loss),
+        ("time", again.time.final_loss),
+    ] {
+        let text = std::fs::read_to_string(run2.join(part).join("metrics.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(loss, last["mean_loss"].as_f64().unwrap(), "{part}");
+        assert!(loss.abs() > 0.0, "{part}: {loss}");
+    }
 }
 
 #[test]

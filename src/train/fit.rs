@@ -286,8 +286,15 @@ where
             dir: dir.display().to_string(),
         });
     }
+    // A resumed run that trains no further reports the mean loss it logged last.
+    let final_loss = if fit.steps == start && start > 0 {
+        metrics.last_mean_loss.unwrap_or(f64::NAN)
+    } else {
+        fit.final_loss
+    };
     let fit = FitOutcome {
         seconds: before + fit.seconds,
+        final_loss,
         ..fit
     };
     Ok((model, ema, fit))
@@ -310,28 +317,33 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 /// Appends [`StepInfo`] lines to a `metrics.jsonl`.
 struct MetricsLog {
     path: std::path::PathBuf,
+    /// The mean loss of the last line kept when opened.
+    last_mean_loss: Option<f64>,
 }
 
 impl MetricsLog {
     /// Opens the log of a run starting at step `start`: lines of later steps (written after the
     /// checkpoint a run resumes from) are dropped, so the file describes one history.
     fn open(path: &std::path::Path, start: usize) -> Result<Self> {
+        let mut last_mean_loss = None;
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
-            let kept: String = text
+            let mut kept = String::new();
+            for (l, v) in text
                 .lines()
-                .filter(|l| {
-                    serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                        .is_some_and(|s| s as usize <= start)
-                })
-                .map(|l| format!("{l}\n"))
-                .collect();
+                .filter_map(|l| Some((l, serde_json::from_str::<serde_json::Value>(l).ok()?)))
+            {
+                if v["step"].as_u64().is_some_and(|s| s as usize <= start) {
+                    kept.push_str(l);
+                    kept.push('\n');
+                    last_mean_loss = v["mean_loss"].as_f64().or(last_mean_loss);
+                }
+            }
             write_atomic(path, kept.as_bytes())?;
         }
         Ok(Self {
             path: path.to_path_buf(),
+            last_mean_loss,
         })
     }
 
