@@ -16,13 +16,16 @@
 #           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json);
 #   table   writes <OUT>/fid.md and fid.json (FID per method and NFE, with each run's training
 #           steps and minutes);
-#   figures Fig. 8: nearest training images of each method's samples at its largest NFE.
+#   figures FID against NFE (<OUT>/fid_vs_nfe.png, from fid.json); Fig. 8: nearest training
+#           images of each method's samples at its largest NFE; with KEEP_SAMPLES=1, the sample
+#           file behind each method's best FID copied to <OUT>/samples-<method>-nfe<K>.npy (uint8,
+#           so that anyone can recompute the number with any FID tool).
 # Environment: DATASET (mnist or cifar10, default mnist), PREFIX (run-name prefix, default
 # DATASET), NSGF (binary; default target/release/nsgf, built if missing), RUNS (default runs),
 # N (samples, default 10000), NFES (default "10 20 60"), DATA (default ../shared/data/DATASET),
 # METHODS (default "nsgfpp icfm otcfm sjko"), CONFIGS (folder of <method>.toml, default
 # configs/PREFIX), OUT (tables and figures, default results/PREFIX), REF_N (reference images,
-# default all).
+# default all), KEEP_SAMPLES (default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-mnist}
@@ -36,6 +39,7 @@ METHODS=${METHODS:-"nsgfpp icfm otcfm sjko"}
 CONFIGS=${CONFIGS:-configs/$PREFIX}
 OUT=${OUT:-results/$PREFIX}
 REF_N=${REF_N:-}
+KEEP_SAMPLES=${KEEP_SAMPLES:-0}
 EVAL="$RUNS/$PREFIX-eval"
 stage=${1:-all}
 mkdir -p "$OUT" "$EVAL"
@@ -144,8 +148,21 @@ table() {
     cat "$OUT/fid.md"
 }
 
-# Fig. 8: the nearest training images of the first 32 samples of each method at its largest NFE.
+# FID against NFE; Fig. 8: the nearest training images of the first 32 samples of each method
+# at its largest NFE; the samples behind each method's best FID (KEEP_SAMPLES=1).
 figures() {
+    [ -f "$OUT/fid.json" ] &&
+        "$NSGF" eval fid-curve "$OUT/fid.json" --out "$OUT/fid_vs_nfe.png" \
+            --title "$DATASET ($PREFIX): FID of $N samples against NFE"
+    if [ "$KEEP_SAMPLES" = 1 ] && [ -f "$OUT/fid.json" ]; then
+        local best
+        for m in $METHODS; do
+            best=$(jq -r --arg m "$m" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json")
+            [ -n "$best" ] || continue
+            rm -f "$OUT/samples-$m-nfe"*.npy
+            cp "$EVAL/$m-nfe$best.npy" "$OUT/samples-$m-nfe$best.npy"
+        done
+    fi
     [ -f "$EVAL/train.npy" ] ||
         "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train --out "$EVAL/train.npy"
     local top

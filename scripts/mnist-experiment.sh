@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The MNIST experiment (the paper's Table 2 on this machine): NSGF++, I-CFM (= 1-RF), OT-CFM and
 # S-JKO on the paper's MNIST UNet (configs/mnist), FID of N = 10,000 samples against the 10,000
-# test images at NFE 10, 20, 60 (S-JKO: 1); tables and figures in results/mnist.
+# test images at NFE 10, 20, 60 (S-JKO: 1); tables, figures and the samples behind each method's
+# best FID (uint8 .npy) in results/mnist.
 #
 #   scripts/mnist-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
 #
 # Stages and environment: scripts/image-experiment.sh.
 cd "$(dirname "$0")/.."
-DATASET=mnist MADE_BY=scripts/mnist-experiment.sh exec scripts/image-experiment.sh "$@"
+DATASET=mnist KEEP_SAMPLES=${KEEP_SAMPLES:-1} MADE_BY=scripts/mnist-experiment.sh exec scripts/image-experiment.sh "$@"

@@ -1,5 +1,6 @@
-//! `nsgf eval neighbours` (Fig. 8): copies of reference images are found at distance 0, and the
-//! grid and the JSON are written.
+//! The figures of the image experiments: `nsgf eval neighbours` (Fig. 8: copies of reference
+//! images are found at distance 0, and the grid and the JSON are written) and `nsgf eval
+//! fid-curve` (FID against NFE from the experiment's `fid.json`).
 
 use nsgf::data::images::{write_image_npy, ImageBatch};
 
@@ -38,4 +39,51 @@ fn the_cli_finds_copies_and_draws_the_grid() {
         .collect();
     assert_eq!(idx, [3, 1]);
     assert!(image::open(&png).is_ok());
+}
+
+#[test]
+fn the_fid_curve_is_drawn_from_the_table_and_bad_tables_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("fid.json");
+    let png = dir.path().join("fid.png");
+    let run = |text: &str| {
+        std::fs::write(&table, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_nsgf"))
+            .args(["eval", "fid-curve"])
+            .arg(&table)
+            .arg("--out")
+            .arg(&png)
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        r#"[{"method": "nsgfpp", "nfe": 20, "samples": 10, "fid": 30.5},
+        {"method": "nsgfpp", "nfe": 10, "samples": 10, "fid": 41.0},
+        {"method": "icfm", "nfe": 10, "samples": 10, "fid": 90.0},
+        {"method": "sjko", "nfe": 1, "samples": 10, "fid": 120.0}]"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (800, 550));
+
+    for (text, message) in [
+        ("[]", "no FID entries"),
+        (
+            r#"[{"method": "icfm", "nfe": 10, "fid": -1.0}]"#,
+            "icfm at NFE 10",
+        ),
+        (r#"[{"method": "icfm", "nfe": 10}]"#, "expected a JSON list"),
+        ("{", "expected a JSON list"),
+    ] {
+        let out = run(text);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(message),
+            "{text}: {err}"
+        );
+    }
 }

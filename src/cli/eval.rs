@@ -22,6 +22,22 @@ pub enum EvalCommand {
     /// `--n` samples above their nearest neighbours in pixel space, row for row, and the
     /// distances as JSON.
     Neighbours(NeighboursArgs),
+    /// FID against NFE (the figure of an image experiment): reads the `fid.json` table that
+    /// `scripts/image-experiment.sh table` writes (`[{"method", "nfe", "fid"}, ...]`) and draws
+    /// one line per method, log-scale FID.
+    FidCurve(FidCurveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FidCurveArgs {
+    /// The FID table: a JSON list of objects with `method` (string), `nfe` and `fid` (numbers).
+    table: PathBuf,
+    /// The figure (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// The figure's title.
+    #[arg(long, default_value = "FID against NFE")]
+    title: String,
 }
 
 #[derive(Args, Debug)]
@@ -62,7 +78,54 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         EvalCommand::Fid(args) => super::fid::run_fid(args),
         EvalCommand::Is(args) => super::fid::run_is(args),
         EvalCommand::Neighbours(args) => neighbours(args),
+        EvalCommand::FidCurve(args) => fid_curve(args),
     }
+}
+
+/// One FID measurement of the table that `fid-curve` reads.
+#[derive(serde::Deserialize)]
+struct FidEntry {
+    method: String,
+    nfe: usize,
+    fid: f64,
+}
+
+fn fid_curve(args: FidCurveArgs) -> Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(&args.table)
+        .with_context(|| format!("reading {}", args.table.display()))?;
+    let entries: Vec<FidEntry> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON list of {{\"method\", \"nfe\", \"fid\"}} objects",
+            args.table.display()
+        )
+    })?;
+    if let Some(e) = entries.iter().find(|e| !(e.fid.is_finite() && e.fid > 0.0)) {
+        anyhow::bail!(
+            "{}: the FID of {} at NFE {} is {}, not a positive number",
+            args.table.display(),
+            e.method,
+            e.nfe,
+            e.fid
+        );
+    }
+    // One series per method, in order of first appearance, points sorted by NFE.
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    for e in &entries {
+        match series.iter_mut().find(|(m, _)| *m == e.method) {
+            Some((_, points)) => points.push((e.nfe, e.fid)),
+            None => series.push((e.method.clone(), vec![(e.nfe, e.fid)])),
+        }
+    }
+    if series.is_empty() {
+        anyhow::bail!("{}: no FID entries to plot", args.table.display());
+    }
+    for (_, points) in series.iter_mut() {
+        points.sort_by_key(|p| p.0);
+    }
+    nsgf::metrics::plots::curve_plot(&args.out, &series, None, ("NFE", "FID"), &args.title)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
 }
 
 fn neighbours(args: NeighboursArgs) -> Result<()> {

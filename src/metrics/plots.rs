@@ -152,6 +152,26 @@ fn draw_paths<DB: DrawingBackend>(
     Ok(())
 }
 
+/// `v` with three significant digits (two decimals below 10, none from 100 on).
+fn three_digits(v: f64) -> String {
+    let decimals = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// Matplotlib's `tab10` colours: distinct on white (Palette99's third colour is a pale yellow).
+const TAB10: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 /// W2 against the step index for several series (`(label, [(step, w2)])`), log-scale y, with
 /// an optional horizontal reference line (the two-sample floor).
 pub fn w2_curve(
@@ -160,7 +180,40 @@ pub fn w2_curve(
     floor: Option<f64>,
     title: &str,
 ) -> Result<()> {
+    let axes = ("step", "W2 to test set");
+    curve_plot(
+        png,
+        series,
+        floor.map(|f| ("two-sample floor", f)),
+        axes,
+        title,
+    )
+}
+
+/// A metric against an integer x for several series (`(label, [(x, value)])`): lines with a
+/// marker at every point, log-scale y, an optional labelled horizontal reference line and
+/// `(x, y)` axis descriptions. Non-positive or non-finite values are left out.
+pub fn curve_plot(
+    png: &Path,
+    series: &[(String, Vec<(usize, f64)>)],
+    reference: Option<(&str, f64)>,
+    axes: (&str, &str),
+    title: &str,
+) -> Result<()> {
     register_font();
+    // The y axis is drawn in log10 units on a linear scale, labelled with the values: plotters'
+    // own log scale labels only the powers of ten, which a range such as 20-120 lacks.
+    let series: Vec<(String, Vec<(usize, f64)>)> = series
+        .iter()
+        .map(|(l, s)| {
+            let kept = s.iter().filter(|p| p.1 > 0.0 && p.1.is_finite());
+            (l.clone(), kept.map(|p| (p.0, p.1.log10())).collect())
+        })
+        .collect();
+    let floor = reference
+        .map(|r| r.1)
+        .filter(|f| *f > 0.0 && f.is_finite())
+        .map(f64::log10);
     create_parent(png)?;
     let max_step = series
         .iter()
@@ -171,13 +224,14 @@ pub fn w2_curve(
     let vals = series
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.1))
-        .chain(floor)
-        .filter(|v| *v > 0.0 && v.is_finite());
-    let (lo, hi) = vals.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        .chain(floor);
+    let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let (lo, hi) = if lo.is_finite() {
-        (lo * 0.8, hi * 1.25)
+        (lo - 0.1, hi + 0.1)
     } else {
-        (0.01, 10.0)
+        (-2.0, 1.0)
     };
     let root = BitMapBackend::new(png, (800, 550)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
@@ -186,32 +240,35 @@ pub fn w2_curve(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0usize..max_step, (lo..hi).log_scale())
+        // A little room right of the last point, so that its marker shows whole.
+        .build_cartesian_2d(0usize..max_step + max_step.div_ceil(30), lo..hi)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("step")
-        .y_desc("W2 to test set")
+        .y_labels(12)
+        .y_label_formatter(&|v| three_digits(10f64.powf(*v)))
+        .x_desc(axes.0)
+        .y_desc(axes.1)
         .draw()
         .map_err(plot_err)?;
     for (i, (label, s)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = TAB10[i % TAB10.len()].to_rgba();
         chart
-            .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)).point_size(3))
             .map_err(plot_err)?
             .label(label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    if let Some(f) = floor {
+    if let (Some((name, _)), Some(f)) = (reference, floor) {
         chart
             .draw_series(LineSeries::new(
                 vec![(0, f), (max_step, f)],
                 BLACK.stroke_width(1),
             ))
             .map_err(plot_err)?
-            .label("two-sample floor")
+            .label(name)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
     }
     chart
@@ -221,4 +278,18 @@ pub fn w2_curve(
         .draw()
         .map_err(plot_err)?;
     root.present().map_err(plot_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::three_digits;
+
+    #[test]
+    fn axis_labels_keep_three_significant_digits() {
+        let got: Vec<String> = [125.893, 79.433, 3.1623, 0.0501187, 1000.4]
+            .iter()
+            .map(|v| three_digits(*v))
+            .collect();
+        assert_eq!(got, ["126", "79.4", "3.16", "0.0501", "1000"]);
+    }
 }
