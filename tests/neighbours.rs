@@ -2,6 +2,8 @@
 //! images are found at distance 0, and the grid and the JSON are written) and `nsgf eval
 //! fid-curve` (FID against NFE from the experiment's `fid.json`).
 
+mod common;
+
 use nsgf::data::images::{write_image_npy, ImageBatch};
 
 #[test]
@@ -15,20 +17,18 @@ fn the_cli_finds_copies_and_draws_the_grid() {
     write_image_npy(&s, &samples).unwrap();
     write_image_npy(&r, &reference).unwrap();
     let (png, json) = (dir.path().join("nn.png"), dir.path().join("nn.json"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsgf"))
-        .args(["eval", "neighbours"])
-        .args([&s, &r])
-        .args(["--n", "8", "--out"])
-        .arg(&png)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::nsgf_ok([
+        "eval".as_ref(),
+        "neighbours".as_ref(),
+        s.as_os_str(),
+        r.as_os_str(),
+        "--n".as_ref(),
+        "8".as_ref(),
+        "--out".as_ref(),
+        png.as_os_str(),
+        "--json".as_ref(),
+        json.as_os_str(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["mean_rms"], 0.0);
     let idx: Vec<u64> = v["neighbours"]
@@ -48,13 +48,8 @@ fn the_fid_curve_is_drawn_from_the_table_and_bad_tables_are_errors() {
     let png = dir.path().join("fid.png");
     let run = |text: &str| {
         std::fs::write(&table, text).unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_nsgf"))
-            .args(["eval", "fid-curve"])
-            .arg(&table)
-            .arg("--out")
-            .arg(&png)
-            .output()
-            .unwrap()
+        let args = ["eval".as_ref(), "fid-curve".as_ref(), table.as_os_str()];
+        common::nsgf(args.into_iter().chain(["--out".as_ref(), png.as_os_str()]))
     };
     let out = run(
         r#"[{"method": "nsgfpp", "nfe": 20, "samples": 10, "fid": 30.5},

@@ -155,32 +155,27 @@ fn the_cli_trains_and_samples_an_sjko_run() {
     )
     .unwrap();
     let run = dir.path().join("run");
-    let nsgf = env!("CARGO_BIN_EXE_nsgf");
-    let out = std::process::Command::new(nsgf)
-        .args(["train", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("S-JKO: 2 phases, 10 iterations"));
+    let err = common::nsgf_ok([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        run.as_os_str(),
+    ]);
+    assert!(err.contains("S-JKO: 2 phases, 10 iterations"), "{err}");
     let (npy, png) = (dir.path().join("x.npy"), dir.path().join("phases.png"));
-    let out = std::process::Command::new(nsgf)
-        .args(["sample", "--run"])
-        .arg(&run)
-        .args(["--n", "64", "--out"])
-        .arg(&npy)
-        .arg("--plot")
-        .arg(&png)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.contains("NFE = 1"), "{err}");
+    let err = common::nsgf_ok([
+        "sample".as_ref(),
+        "--run".as_ref(),
+        run.as_os_str(),
+        "--n".as_ref(),
+        "64".as_ref(),
+        "--out".as_ref(),
+        npy.as_os_str(),
+        "--plot".as_ref(),
+        png.as_os_str(),
+    ]);
+    assert!(err.contains("NFE = 1"), "{err}");
     let x = nsgf::io::read_npy(&npy).unwrap();
     assert_eq!(x.shape, vec![64, 2]);
     assert!(png.exists());
