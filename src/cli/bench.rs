@@ -53,7 +53,8 @@ pub struct Table1Args {
     /// Gradient steps per model (the paper: 20,000).
     #[arg(long, default_value_t = 20_000)]
     steps: usize,
-    /// Methods (comma-separated): nsgf, nsgfpp, jko, ept, otcfm, 1rf, 2rf, 3rf, si, fm, icfm.
+    /// Methods (comma-separated): nsgf, nsgfpp, jko, ept, sjko, otcfm, 1rf, 2rf, 3rf, si, fm,
+    /// icfm (k-RF for k = 1..9).
     #[arg(long, value_delimiter = ',', default_values_t = Table1Settings::default().methods)]
     methods: Vec<String>,
     /// Problems (comma-separated): 8gaussians, 8gaussians-moons, moons, scurve, checkerboard.
