@@ -197,6 +197,18 @@ fn tiny_table_runs_writes_outputs_and_resumes() {
         std::fs::read(work.join("moons/1rf/seed0/cell.json")).unwrap(),
         rf_before
     );
+    // ... a cell trained by another revision of its method's code is retrained from scratch
+    // (its folder emptied first) ...
+    let nsgf_dir = work.join("moons/nsgf/seed0");
+    let mut c: Cell = serde_json::from_slice(&std::fs::read(&nsgf_cell).unwrap()).unwrap();
+    assert_eq!(c.revision, Method::Nsgf.revision());
+    c.revision += 7;
+    std::fs::write(&nsgf_cell, serde_json::to_vec(&c).unwrap()).unwrap();
+    std::fs::write(nsgf_dir.join("stale-marker"), b"old").unwrap();
+    run_table1::<CpuAutodiff>(&only_nsgf, &work, &out, &dev, false).unwrap();
+    let c: Cell = serde_json::from_slice(&std::fs::read(&nsgf_cell).unwrap()).unwrap();
+    assert_eq!(c.revision, Method::Nsgf.revision());
+    assert!(!nsgf_dir.join("stale-marker").exists());
     // ... and a removed cell is recomputed.
     std::fs::remove_file(&cell).unwrap();
     run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();

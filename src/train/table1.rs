@@ -109,6 +109,20 @@ impl Method {
         }
     }
 
+    /// The revision of the method's training code. Bump it with any change that alters the
+    /// models a method trains: `bench table1` then retrains its cached cells from scratch
+    /// (discarding the finished or partial runs that JKO-Flow / EPT / S-JKO cells would
+    /// otherwise resume), while cells of other methods stay cached. (A cell's settings key
+    /// covers the table's settings and the method's config file, not its code.)
+    pub fn revision(self) -> u32 {
+        match self {
+            Method::Nsgf | Method::Nsgfpp => 0,
+            Method::Jko | Method::Ept | Method::Sjko => 0,
+            // The flow-matching family and k-RF (one trainer).
+            Method::Fm | Method::Icfm | Method::OtCfm | Method::Si | Method::Rf(_) => 0,
+        }
+    }
+
     /// The paper's label ("NSGF", "OT-CFM", "2-RF", ...).
     pub fn label(self) -> String {
         match self {
@@ -390,6 +404,10 @@ pub struct Cell {
     /// with other settings is recomputed.
     #[serde(default)]
     pub settings: String,
+    /// The [`Method::revision`] of the code that trained it (cells written before revisions
+    /// existed read as 0).
+    #[serde(default)]
+    pub revision: u32,
 }
 
 fn draw(dist: Distribution, n: usize, seed: u64) -> crate::io::npy::Points {
@@ -917,6 +935,7 @@ fn run_cell<B: NnAutodiffBackend>(
             final_loss,
             train_seconds,
             settings: key.clone(),
+            revision: method.revision(),
         };
         let json = serde_json::to_vec_pretty(&cell).map_err(|e| NsgfError::Other(e.to_string()))?;
         write_atomic(&cell_path, &json)?;
@@ -924,6 +943,16 @@ fn run_cell<B: NnAutodiffBackend>(
     };
     if let Ok(text) = std::fs::read(&cell_path) {
         match serde_json::from_slice::<Cell>(&text) {
+            Ok(cell) if cell.revision != method.revision() => {
+                tracing::info!(
+                    path = %cell_path.display(),
+                    "cached cell trained by revision {} of the {} code (now {}): retraining from scratch",
+                    cell.revision,
+                    method.label(),
+                    method.revision()
+                );
+                std::fs::remove_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
+            }
             Ok(cell) if cell.settings == key && model_file(method, &dir).exists() => {
                 if cell.w2_10_draws.len() == draws && cell.w2_100_draws.len() == draws {
                     return Ok(cell);
