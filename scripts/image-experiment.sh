@@ -151,16 +151,24 @@ table() {
 # FID against NFE; Fig. 8: the nearest training images of the first 32 samples of each method
 # at its largest NFE; the samples behind each method's best FID (KEEP_SAMPLES=1).
 figures() {
-    [ -f "$OUT/fid.json" ] &&
+    local entries=0
+    [ -f "$OUT/fid.json" ] && entries=$(jq length "$OUT/fid.json")
+    if [ "$entries" -gt 0 ]; then
+        local n
+        n=$(jq -r '[.[].samples] | unique | map(tostring) | join("/")' "$OUT/fid.json")
         "$NSGF" eval fid-curve "$OUT/fid.json" --out "$OUT/fid_vs_nfe.png" \
-            --title "$DATASET ($PREFIX): FID of $N samples against NFE"
-    if [ "$KEEP_SAMPLES" = 1 ] && [ -f "$OUT/fid.json" ]; then
-        local best
+            --title "$DATASET ($PREFIX): FID of $n samples against NFE"
+    fi
+    if [ "$KEEP_SAMPLES" = 1 ] && [ "$entries" -gt 0 ]; then
+        local best src
         for m in $METHODS; do
             best=$(jq -r --arg m "$m" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json")
             [ -n "$best" ] || continue
+            src="$EVAL/$m-nfe$best.npy"
+            [ -f "$src" ] || { echo "not kept: $src is missing" >&2; continue; }
+            cp "$src" "$OUT/tmp-samples-$m.npy"
             rm -f "$OUT/samples-$m-nfe"*.npy
-            cp "$EVAL/$m-nfe$best.npy" "$OUT/samples-$m-nfe$best.npy"
+            mv "$OUT/tmp-samples-$m.npy" "$OUT/samples-$m-nfe$best.npy"
         done
     fi
     [ -f "$EVAL/train.npy" ] ||

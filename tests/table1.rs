@@ -166,6 +166,16 @@ fn tiny_table_runs_writes_outputs_and_resumes() {
     assert_eq!(std::fs::metadata(&cell).unwrap().modified().unwrap(), stamp);
     // (JSON keeps 15–17 significant digits.)
     assert!((again.entries[1].w2_10.mean - table.entries[1].w2_10.mean).abs() < 1e-12);
+    // ... also cells written before cells recorded their code revision (no `revision` key) ...
+    let mut old: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    old.as_object_mut().unwrap().remove("revision").unwrap();
+    let old = serde_json::to_vec_pretty(&old).unwrap();
+    std::fs::write(&cell, &old).unwrap();
+    let stamp = std::fs::metadata(&cell).unwrap().modified().unwrap();
+    run_table1::<CpuAutodiff>(&s, &work, &out, &dev, false).unwrap();
+    assert_eq!(std::fs::read(&cell).unwrap(), old);
+    assert_eq!(std::fs::metadata(&cell).unwrap().modified().unwrap(), stamp);
+    std::fs::write(&cell, &before).unwrap();
     // ... a cell made with other settings is recomputed (k-RF: every stage) ...
     let longer = Table1Settings {
         steps: 41,

@@ -109,19 +109,10 @@ fn fid_curve(args: FidCurveArgs) -> Result<()> {
             e.fid
         );
     }
-    // One series per method, in order of first appearance, points sorted by NFE.
-    let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
-    for e in &entries {
-        match series.iter_mut().find(|(m, _)| *m == e.method) {
-            Some((_, points)) => points.push((e.nfe, e.fid)),
-            None => series.push((e.method.clone(), vec![(e.nfe, e.fid)])),
-        }
-    }
+    let series =
+        nsgf::metrics::plots::group_series(entries.into_iter().map(|e| (e.method, e.nfe, e.fid)));
     if series.is_empty() {
         anyhow::bail!("{}: no FID entries to plot", args.table.display());
-    }
-    for (_, points) in series.iter_mut() {
-        points.sort_by_key(|p| p.0);
     }
     nsgf::metrics::plots::curve_plot(&args.out, &series, None, ("NFE", "FID"), &args.title)?;
     println!("wrote {}", args.out.display());

@@ -152,10 +152,35 @@ fn draw_paths<DB: DrawingBackend>(
     Ok(())
 }
 
-/// `v` with three significant digits (two decimals below 10, none from 100 on).
+/// `v` with three significant digits, at most six decimals (`126`, `79.4`, `3.16`, `0.0501`;
+/// values of 1,000 and more as integers). Zero and non-finite values print as they are.
 fn three_digits(v: f64) -> String {
-    let decimals = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
-    format!("{v:.decimals$}")
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let decimals = |x: f64| (2 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    // The decimals of the value as rounded (99.96 prints as 100, not 100.0).
+    let d = decimals(v);
+    let d = decimals(format!("{v:.d$}").parse().unwrap_or(v));
+    format!("{v:.d$}")
+}
+
+/// Groups `(label, x, y)` points into the series [`curve_plot`] draws: one per label, in the
+/// order labels first appear, each sorted by `x`.
+pub fn group_series(
+    points: impl IntoIterator<Item = (String, usize, f64)>,
+) -> Vec<(String, Vec<(usize, f64)>)> {
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    for (label, x, y) in points {
+        match series.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, s)) => s.push((x, y)),
+            None => series.push((label, vec![(x, y)])),
+        }
+    }
+    for (_, s) in series.iter_mut() {
+        s.sort_by_key(|p| p.0);
+    }
+    series
 }
 
 /// Matplotlib's `tab10` colours: distinct on white (Palette99's third colour is a pale yellow).
@@ -221,6 +246,7 @@ pub fn curve_plot(
         .max()
         .unwrap_or(1)
         .max(1);
+    let x_end = max_step + max_step.div_ceil(30);
     let vals = series
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.1))
@@ -241,7 +267,7 @@ pub fn curve_plot(
         .x_label_area_size(40)
         .y_label_area_size(60)
         // A little room right of the last point, so that its marker shows whole.
-        .build_cartesian_2d(0usize..max_step + max_step.div_ceil(30), lo..hi)
+        .build_cartesian_2d(0usize..x_end, lo..hi)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
@@ -264,7 +290,7 @@ pub fn curve_plot(
     if let (Some((name, _)), Some(f)) = (reference, floor) {
         chart
             .draw_series(LineSeries::new(
-                vec![(0, f), (max_step, f)],
+                vec![(0, f), (x_end, f)],
                 BLACK.stroke_width(1),
             ))
             .map_err(plot_err)?
@@ -282,14 +308,37 @@ pub fn curve_plot(
 
 #[cfg(test)]
 mod tests {
-    use super::three_digits;
+    use super::{group_series, three_digits};
+
+    #[test]
+    fn points_group_by_label_in_order_of_appearance_sorted_by_x() {
+        let p = |l: &str, x, y| (l.to_string(), x, y);
+        let got = group_series([
+            p("nsgfpp", 60, 3.0),
+            p("icfm", 20, 5.0),
+            p("nsgfpp", 10, 1.0),
+            p("sjko", 1, 9.0),
+            p("nsgfpp", 20, 2.0),
+        ]);
+        let want = vec![
+            ("nsgfpp".to_string(), vec![(10, 1.0), (20, 2.0), (60, 3.0)]),
+            ("icfm".to_string(), vec![(20, 5.0)]),
+            ("sjko".to_string(), vec![(1, 9.0)]),
+        ];
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn axis_labels_keep_three_significant_digits() {
-        let got: Vec<String> = [125.893, 79.433, 3.1623, 0.0501187, 1000.4]
-            .iter()
-            .map(|v| three_digits(*v))
-            .collect();
-        assert_eq!(got, ["126", "79.4", "3.16", "0.0501", "1000"]);
+        let got: Vec<String> = [
+            125.893, 79.433, 3.1623, 0.0501187, 1000.4, 99.96, 9.996, 0.0,
+        ]
+        .iter()
+        .map(|v| three_digits(*v))
+        .collect();
+        assert_eq!(
+            got,
+            ["126", "79.4", "3.16", "0.0501", "1000", "100", "10.0", "0"]
+        );
     }
 }

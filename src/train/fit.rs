@@ -25,7 +25,9 @@ use std::time::Instant;
 pub struct FitOutcome {
     /// Completed gradient steps (in total, including those before `start`).
     pub steps: usize,
-    /// Mean training loss of the last 100 steps.
+    /// Mean training loss of the last 100 steps of this call; a resumed run that trains no
+    /// further ([`train_network`]) reports the mean loss of its last `metrics.jsonl` line
+    /// instead, `NaN` when it has none.
     pub final_loss: f64,
     /// Wall seconds of this call ([`train_network`]: of the whole run, over every resumed
     /// part).

@@ -30,7 +30,8 @@ use std::time::Instant;
 pub struct TrainReport {
     /// Gradient steps completed (in total, including resumed ones).
     pub steps: usize,
-    /// Final training loss (mean squared error per coordinate, last 100 steps).
+    /// Final training loss (mean squared error per coordinate, last 100 steps; see
+    /// [`super::fit::FitOutcome::final_loss`] for a resumed finished run).
     pub final_loss: f64,
     /// Samples in the trajectory pool and its memory.
     pub pool_samples: usize,
