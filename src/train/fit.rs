@@ -6,11 +6,11 @@
 
 use super::checkpoint;
 use super::config::OptimConfig;
+use super::metrics_log::MetricsLog;
 use super::optim::{clip_grad_norm, Ema};
 use crate::convert::rows_to_tensor;
 use crate::error::{NsgfError, Result};
 use crate::flows::pool::PoolBatch;
-use crate::io::npy::write_atomic;
 use crate::models::Regressor;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -227,7 +227,7 @@ where
         }
         tracing::info!(step = start, dir = %dir.display(), "resumed");
     }
-    let metrics = MetricsLog::open(&dir.join(METRICS_FILE), start)?;
+    let metrics = MetricsLog::open(&dir.join(METRICS_FILE), "step", start)?;
     let mut window = (0.0, 0usize);
     let every = opt.log_every.max(1);
     let total = opt.steps;
@@ -264,7 +264,10 @@ where
             if step.is_multiple_of(every) || step == total {
                 let mean = window.0 / window.1 as f64;
                 window = (0.0, 0);
-                metrics.append(info, mean)?;
+                let mut line =
+                    serde_json::to_value(info).map_err(|e| NsgfError::Other(e.to_string()))?;
+                line["mean_loss"] = serde_json::json!(mean);
+                metrics.append(&line)?;
                 if pb.is_hidden() {
                     tracing::info!(
                         "{} step {step}/{total} loss {mean:.5} lr {:.2e} ({:.2} s/step)",
@@ -290,7 +293,7 @@ where
     }
     // A resumed run that trains no further reports the mean loss it logged last.
     let final_loss = if fit.steps == start && start > 0 {
-        metrics.last_mean_loss.unwrap_or(f64::NAN)
+        metrics.last_f64("mean_loss").unwrap_or(f64::NAN)
     } else {
         fit.final_loss
     };
@@ -313,52 +316,4 @@ fn read_timing(dir: &std::path::Path, step: usize) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The metrics file of a trained network (JSON lines).
-pub const METRICS_FILE: &str = "metrics.jsonl";
-
-/// Appends [`StepInfo`] lines to a `metrics.jsonl`.
-struct MetricsLog {
-    path: std::path::PathBuf,
-    /// The mean loss of the last line kept when opened.
-    last_mean_loss: Option<f64>,
-}
-
-impl MetricsLog {
-    /// Opens the log of a run starting at step `start`: lines of later steps (written after the
-    /// checkpoint a run resumes from) are dropped, so the file describes one history.
-    fn open(path: &std::path::Path, start: usize) -> Result<Self> {
-        let mut last_mean_loss = None;
-        if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| NsgfError::io(path, e))?;
-            let mut kept = String::new();
-            for (l, v) in text
-                .lines()
-                .filter_map(|l| Some((l, serde_json::from_str::<serde_json::Value>(l).ok()?)))
-            {
-                if v["step"].as_u64().is_some_and(|s| s as usize <= start) {
-                    kept.push_str(l);
-                    kept.push('\n');
-                    last_mean_loss = v["mean_loss"].as_f64().or(last_mean_loss);
-                }
-            }
-            write_atomic(path, kept.as_bytes())?;
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            last_mean_loss,
-        })
-    }
-
-    /// Appends one line: the step's info and the mean loss since the previous line.
-    fn append(&self, info: &StepInfo, mean_loss: f64) -> Result<()> {
-        use std::io::Write;
-        let mut v = serde_json::to_value(info).map_err(|e| NsgfError::Other(e.to_string()))?;
-        v["mean_loss"] = serde_json::json!(mean_loss);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| NsgfError::io(&self.path, e))?;
-        writeln!(f, "{v}").map_err(|e| NsgfError::io(&self.path, e))
-    }
-}
+pub use super::metrics_log::METRICS_FILE;

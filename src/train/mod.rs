@@ -5,6 +5,7 @@
 //! * [`checkpoint`] — atomic safetensors checkpoints with optimizer state, and resume.
 //! * [`fit`] — the velocity-regression loop shared by NSGF and the flow-matching baselines.
 //! * [`interrupt`] — Ctrl-C / SIGTERM stop training after a checkpoint.
+//! * [`metrics_log`] — a run's `metrics.jsonl`, one history across resumes.
 //! * [`optim`] — global-norm gradient clipping and the weights' moving average (EMA).
 //! * [`nsgf`] — Algorithm 1 end to end (trajectory pool + velocity-field matching) and sampling.
 //! * [`nsgfpp`] — NSGF++ on the 2-D problems: Algorithm 3 (three networks) and Algorithm 4.
@@ -19,6 +20,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod fit;
 pub mod interrupt;
+pub mod metrics_log;
 pub mod nsgf;
 pub mod nsgfpp;
 pub mod optim;

@@ -25,7 +25,8 @@
 
 use super::checkpoint::{self, TrainState, CONFIG_FILE, EMA_FILE, TIMING_FILE};
 use super::config::{at_least_one, parse_config, positive, read_config, LrSchedule, ModelConfig};
-use super::fit::{bar, METRICS_FILE};
+use super::fit::bar;
+use super::metrics_log::{MetricsLog, METRICS_FILE};
 use super::nsgfpp::unet_config;
 use super::optim::{clip_grad_norm, Ema};
 use crate::convert::{rows_to_tensor, to_f32_vec, to_f64_vec};
@@ -46,7 +47,6 @@ use burn::tensor::Tensor;
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -484,18 +484,6 @@ fn draws(cfg: &SjkoConfig, data: &PairData, i: usize, probe: bool) -> Result<Dra
     }
 }
 
-/// The potential and generator losses of the last line of `metrics.jsonl` logged at or before
-/// iteration `start` (`NaN` when there is none).
-fn last_logged_losses(path: &Path, start: usize) -> (f64, f64) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["iteration"].as_u64().is_some_and(|i| i as usize <= start))
-        .and_then(|v| Some((v["loss_d"].as_f64()?, v["loss_g"].as_f64()?)))
-        .unwrap_or((f64::NAN, f64::NAN))
-}
-
 fn non_finite(what: &str, v: f64, i: usize, k: usize) -> NsgfError {
     NsgfError::NonFinite(format!(
         "the {what} loss became {v} at iteration {} (phase {k}); lower lr_g / lr_d or raise h",
@@ -608,11 +596,7 @@ where
         .unwrap_or_default();
     timing.phase_seconds.resize(cfg.phases, None);
     let seconds_before = timing.seconds;
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(METRICS_FILE))
-        .map_err(|e| NsgfError::io(dir, e))?;
+    let metrics = MetricsLog::open(&dir.join(METRICS_FILE), "iteration", start)?;
     let pb = bar(
         total as u64,
         show,
@@ -624,7 +608,11 @@ where
     let mut phase_seconds = Vec::new();
     let (mut sum_d, mut sum_g, mut count) = (0.0, 0.0, 0usize);
     // The losses logged last (a resumed run that trains no more reports them).
-    let (mut last_d, mut last_g) = last_logged_losses(&dir.join(METRICS_FILE), start);
+    let nan = f64::NAN;
+    let (mut last_d, mut last_g) = (
+        metrics.last_f64("loss_d").unwrap_or(nan),
+        metrics.last_f64("loss_g").unwrap_or(nan),
+    );
     let b = cfg.batch;
     for i in start..total {
         let k = cfg.phase_of(i);
@@ -703,12 +691,9 @@ where
         (sum_d, sum_g, count) = (sum_d + ld, sum_g + lg, count + 1);
         if count == 100 {
             (last_d, last_g) = (sum_d / 100.0, sum_g / 100.0);
-            writeln!(
-                metrics,
-                "{{\"iteration\":{},\"phase\":{k},\"loss_d\":{last_d},\"loss_g\":{last_g}}}",
-                i + 1
-            )
-            .map_err(|e| NsgfError::io(dir, e))?;
+            metrics.append(&serde_json::json!({
+                "iteration": i + 1, "phase": k, "loss_d": last_d, "loss_g": last_g,
+            }))?;
             tracing::info!(
                 "{} iteration {}/{total} phase {k} loss_d {last_d:.5} loss_g {last_g:.5}",
                 dir.display(),
