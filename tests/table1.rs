@@ -2,6 +2,8 @@
 //! output is written, k-RF trains its lower stages first, finished cells are not recomputed,
 //! and bad settings are clear errors.
 
+mod common;
+
 use nsgf::backend::CpuAutodiff;
 use nsgf::data::toy2d::Problem;
 use nsgf::train::table1::{run_table1, Cell, Method, Table1, Table1Settings};
@@ -417,4 +419,67 @@ fn sjko_is_a_table_method_with_one_call() {
     assert_eq!(again.entries[0].w2_10.mean, e.w2_10.mean);
     assert!(std::fs::read(cell.join("generator/model.safetensors")).unwrap() == model);
     assert!(std::fs::read(cell.join("metrics.jsonl")).unwrap() == metrics);
+}
+
+/// `--jobs 2` trains the problems by two child processes; the table equals one process's
+/// (every cell seeds itself), apart from the training seconds.
+#[test]
+fn the_cli_trains_problems_in_parallel_processes_to_the_same_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |jobs: &str| {
+        let (out, work) = (
+            dir.path().join(format!("out{jobs}")),
+            dir.path().join(format!("work{jobs}")),
+        );
+        let err = common::nsgf_ok([
+            "bench",
+            "table1",
+            "--methods",
+            "otcfm,2rf",
+            "--problems",
+            "moons,scurve",
+            "--seeds",
+            "1",
+            "--draws",
+            "2",
+            "--steps",
+            "20",
+            "--n",
+            "128",
+            "--reflow-pairs",
+            "256",
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+            "--work",
+            work.to_str().unwrap(),
+        ]);
+        let table: Table1 =
+            serde_json::from_slice(&std::fs::read(out.join("table1.json")).unwrap()).unwrap();
+        (table, work, err)
+    };
+    let (one, _, _) = run("1");
+    let (two, work, err) = run("2");
+    assert!(
+        err.contains("moons: done") && err.contains("scurve: done"),
+        "{err}"
+    );
+    assert!(work.join("jobs/moons.log").exists() && work.join("jobs/scurve.log").exists());
+    assert_eq!(one.entries.len(), 4);
+    for (a, b) in one.entries.iter().zip(&two.entries) {
+        assert_eq!((&a.problem, &a.method), (&b.problem, &b.method));
+        assert_eq!(
+            a.w2_10.mean.to_bits(),
+            b.w2_10.mean.to_bits(),
+            "{} {}",
+            a.problem,
+            a.method
+        );
+        assert_eq!(a.w2_100.mean.to_bits(), b.w2_100.mean.to_bits());
+        assert_eq!(a.curve_10, b.curve_10);
+    }
+    let zero = common::nsgf(["bench", "table1", "--jobs", "0", "--out", "x"]);
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--jobs"));
 }

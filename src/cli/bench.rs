@@ -4,9 +4,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use nsgf::backend::DeviceKind;
 use nsgf::train::config::LrSchedule;
-use nsgf::train::table1::{run_table1, Table1Settings};
+use nsgf::train::interrupt;
+use nsgf::train::table1::{run_table1_since, Table1Settings};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -87,6 +90,11 @@ pub struct Table1Args {
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     device: DeviceKind,
+    /// Problems trained at once, each by a child process of this program (a 2-D model trains
+    /// on one core: 2 on a 2-core machine). The cells equal those of one process (each cell
+    /// seeds itself); the children's logs go to WORK/jobs/<problem>.log.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -120,8 +128,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Table1(a) => {
             let settings = Table1Settings {
-                problems: a.problems,
-                methods: a.methods,
+                problems: a.problems.clone(),
+                methods: a.methods.clone(),
                 seeds: a.seeds,
                 eval_draws: a.draws,
                 steps: a.steps,
@@ -130,13 +138,20 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 sigma: a.sigma,
                 n_eval: a.n,
                 reflow_pairs: a.reflow_pairs,
-                configs: a.configs,
+                configs: a.configs.clone(),
                 ..Table1Settings::default()
             };
             settings.parse()?;
+            if a.jobs == 0 {
+                anyhow::bail!("--jobs must be at least 1");
+            }
+            let t0 = Instant::now();
+            if a.jobs > 1 && settings.problems.len() > 1 {
+                train_problems_in_parallel(&a)?;
+            }
             let show = std::io::stderr().is_terminal();
-            let table = nsgf::with_autodiff_backend!(a.device, |B, dev| run_table1::<B>(
-                &settings, &a.work, &a.out, &dev, show
+            let table = nsgf::with_autodiff_backend!(a.device, |B, dev| run_table1_since::<B>(
+                &settings, &a.work, &a.out, &dev, show, t0
             ))
             .context("table1")?;
             println!("{}", nsgf::train::table1::markdown(&table));
@@ -148,4 +163,127 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The arguments of the child that trains `problem`'s cells into the shared work folder (its
+/// own table goes to WORK/jobs/<problem>/; the parent writes the full table afterwards).
+fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<String>> {
+    let name = |v: serde_json::Value| v.as_str().map(str::to_owned).context("a setting's name");
+    let work = a.work.display().to_string();
+    Ok([
+        ["bench", "table1"].map(String::from).to_vec(),
+        vec!["--seeds".into(), a.seeds.to_string()],
+        vec!["--draws".into(), a.draws.to_string()],
+        vec!["--steps".into(), a.steps.to_string()],
+        vec!["--methods".into(), a.methods.join(",")],
+        vec!["--problems".into(), problem.into()],
+        vec![
+            "--out".into(),
+            a.work.join("jobs").join(problem).display().to_string(),
+        ],
+        vec!["--work".into(), work],
+        vec!["--configs".into(), a.configs.display().to_string()],
+        vec!["--lr".into(), a.lr.to_string()],
+        vec![
+            "--lr-schedule".into(),
+            name(serde_json::to_value(a.lr_schedule)?)?,
+        ],
+        vec!["--sigma".into(), a.sigma.to_string()],
+        vec!["--n".into(), a.n.to_string()],
+        vec!["--reflow-pairs".into(), a.reflow_pairs.to_string()],
+        vec!["--device".into(), name(serde_json::to_value(a.device)?)?],
+        vec!["--jobs".into(), "1".into()],
+    ]
+    .concat())
+}
+
+/// Asks a child to stop after its current step's checkpoint (SIGTERM, as `nsgf` handles it).
+fn stop_child(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = child.kill();
+    }
+}
+
+/// Trains every problem's cells by `--jobs` child processes at once (one problem each, in the
+/// order given; a finished child's slot takes the next problem). A stop request (Ctrl-C /
+/// SIGTERM) is passed on to the children, which checkpoint and exit; the command then fails
+/// and resumes when run again.
+fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
+    interrupt::install()?;
+    let exe = std::env::current_exe().context("finding this program to run its children")?;
+    let logs = a.work.join("jobs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let mut queue: std::collections::VecDeque<&String> = a.problems.iter().collect();
+    let mut running: Vec<(String, Child, Instant)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut stopping = false;
+    loop {
+        while running.len() < a.jobs && !stopping {
+            let Some(problem) = queue.pop_front() else {
+                break;
+            };
+            let log_path = logs.join(format!("{problem}.log"));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("creating {}", log_path.display()))?;
+            let child = Command::new(&exe)
+                .args(child_args(a, problem)?)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting the child for {problem}"))?;
+            eprintln!("table1: {problem}: training (log {})", log_path.display());
+            running.push((problem.clone(), child, Instant::now()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if interrupt::requested() && !stopping {
+            stopping = true;
+            for (_, child, _) in &mut running {
+                stop_child(child);
+            }
+        }
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.try_wait()? {
+                None => i += 1,
+                Some(status) => {
+                    let (problem, _, t) = running.remove(i);
+                    let minutes = t.elapsed().as_secs_f64() / 60.0;
+                    if status.success() {
+                        eprintln!("table1: {problem}: done ({minutes:.1} min)");
+                    } else if stopping {
+                        eprintln!("table1: {problem}: stopped ({status}) after a checkpoint");
+                    } else {
+                        eprintln!(
+                            "table1: {problem}: failed ({status}); see {}",
+                            logs.join(format!("{problem}.log")).display()
+                        );
+                        failed.push(problem);
+                    }
+                }
+            }
+        }
+    }
+    if stopping {
+        anyhow::bail!("table1: the children stopped after checkpointing their cells");
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "table1: the cells of {} failed (logs in {})",
+            failed.join(", "),
+            logs.display()
+        );
+    }
+    Ok(())
 }

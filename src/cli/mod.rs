@@ -76,12 +76,15 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let interrupted = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<nsgf::NsgfError>(),
-                    Some(nsgf::NsgfError::Interrupted { .. })
-                )
-            });
+            // A stop was requested (the error is its consequence: e.g. the children of
+            // `bench table1 --jobs N` stopped), or training returned Interrupted.
+            let interrupted = nsgf::train::interrupt::requested()
+                || e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<nsgf::NsgfError>(),
+                        Some(nsgf::NsgfError::Interrupted { .. })
+                    )
+                });
             if interrupted {
                 eprintln!(
                     "stopped: {e:#}\nrun the same command again (nsgf train: with --resume) to continue where it stopped"

@@ -1077,7 +1077,19 @@ pub fn run_table1<B: NnAutodiffBackend>(
     dev: &B::Device,
     show: bool,
 ) -> Result<Table1> {
-    let t0 = Instant::now();
+    run_table1_since::<B>(settings, work, out, dev, show, Instant::now())
+}
+
+/// [`run_table1`] for an invocation that started at `t0` (the table's wall time counts from
+/// there: e.g. from before other processes trained its cells into `work`).
+pub fn run_table1_since<B: NnAutodiffBackend>(
+    settings: &Table1Settings,
+    work: &Path,
+    out: &Path,
+    dev: &B::Device,
+    show: bool,
+    t0: Instant,
+) -> Result<Table1> {
     let (problems, methods) = settings.parse()?;
     // k-RF needs (k−1)-RF first: train the missing lower stages too, in order.
     let mut order: Vec<Method> = Vec::new();
