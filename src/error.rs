@@ -29,6 +29,9 @@ pub enum NsgfError {
     /// Training stopped on request (Ctrl-C / SIGTERM) after writing a checkpoint.
     #[error("interrupted after step {step}; checkpoint written to {dir}")]
     Interrupted { step: usize, dir: String },
+    /// Work stopped on request (Ctrl-C / SIGTERM) after its parts wrote their checkpoints.
+    #[error("{0}")]
+    Stopped(String),
     /// Anything else, with its explanation.
     #[error("{0}")]
     Other(String),

@@ -242,6 +242,17 @@ fn bad_settings_are_clear_errors() {
     let e = s.parse().unwrap_err().to_string();
     assert!(e.contains("spirals") && e.contains("checkerboard"), "{e}");
     let s = Table1Settings {
+        problems: vec!["moons".into(), "scurve".into(), "moons".into()],
+        ..Table1Settings::default()
+    };
+    let e = s.parse().unwrap_err().to_string();
+    assert!(e.contains("moons is listed twice"), "{e}");
+    let s = Table1Settings {
+        methods: vec!["1rf".into(), "1-rf".into()],
+        ..Table1Settings::default()
+    };
+    assert!(s.parse().unwrap_err().to_string().contains("listed twice"));
+    let s = Table1Settings {
         seeds: 0,
         ..Table1Settings::default()
     };

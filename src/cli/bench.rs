@@ -197,7 +197,8 @@ fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<String>> {
     .concat())
 }
 
-/// Asks a child to stop after its current step's checkpoint (SIGTERM, as `nsgf` handles it).
+/// Asks a child to stop after its current step's checkpoint (SIGTERM, as `nsgf` handles it;
+/// elsewhere than Unix the child is killed, and resumes from its last checkpoint).
 fn stop_child(child: &mut Child) {
     #[cfg(unix)]
     {
@@ -212,17 +213,70 @@ fn stop_child(child: &mut Child) {
     }
 }
 
+/// Starts the child that trains `problem`, its stderr appended to `log`. On Linux the child is
+/// this very program image (`/proc/self/exe`: a rebuild of the binary during a long table does
+/// not change the code that trains it); on Unix it gets its own process group, so a Ctrl-C at
+/// the terminal reaches the parent only, which passes it on as one SIGTERM (a second signal
+/// would make a child exit without its checkpoint).
+fn spawn_child(a: &Table1Args, problem: &str, log: &std::path::Path) -> Result<Child> {
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let exe = if cfg!(target_os = "linux") && proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().context("finding this program to run its children")?
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(child_args(a, problem)?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        // `ps` shows the program's name, not /proc/self/exe.
+        if let Some(name) = std::env::args_os().next() {
+            cmd.arg0(name);
+        }
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting the child for {problem}"))
+}
+
 /// Trains every problem's cells by `--jobs` child processes at once (one problem each, in the
 /// order given; a finished child's slot takes the next problem). A stop request (Ctrl-C /
 /// SIGTERM) is passed on to the children, which checkpoint and exit; the command then fails
-/// and resumes when run again.
+/// and resumes when run again. On an error of its own the parent stops and reaps the children
+/// before returning it (no orphan keeps training into the work folder).
 fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
     interrupt::install()?;
-    let exe = std::env::current_exe().context("finding this program to run its children")?;
     let logs = a.work.join("jobs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    let mut queue: std::collections::VecDeque<&String> = a.problems.iter().collect();
     let mut running: Vec<(String, Child, Instant)> = Vec::new();
+    let result = schedule(a, &logs, &mut running);
+    if result.is_err() {
+        for (_, child, _) in &mut running {
+            stop_child(child);
+        }
+    }
+    for (_, child, _) in &mut running {
+        let _ = child.wait();
+    }
+    result
+}
+
+/// The scheduling loop of [`train_problems_in_parallel`]; `running` holds the live children.
+fn schedule(
+    a: &Table1Args,
+    logs: &std::path::Path,
+    running: &mut Vec<(String, Child, Instant)>,
+) -> Result<()> {
+    let mut queue: std::collections::VecDeque<&String> = a.problems.iter().collect();
     let mut failed: Vec<String> = Vec::new();
     let mut stopping = false;
     loop {
@@ -230,17 +284,9 @@ fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
             let Some(problem) = queue.pop_front() else {
                 break;
             };
-            let log_path = logs.join(format!("{problem}.log"));
-            let log = std::fs::File::create(&log_path)
-                .with_context(|| format!("creating {}", log_path.display()))?;
-            let child = Command::new(&exe)
-                .args(child_args(a, problem)?)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting the child for {problem}"))?;
-            eprintln!("table1: {problem}: training (log {})", log_path.display());
+            let log = logs.join(format!("{problem}.log"));
+            let child = spawn_child(a, problem, &log)?;
+            eprintln!("table1: {problem}: training (log {})", log.display());
             running.push((problem.clone(), child, Instant::now()));
         }
         if running.is_empty() {
@@ -249,7 +295,7 @@ fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
         if interrupt::requested() && !stopping {
             stopping = true;
-            for (_, child, _) in &mut running {
+            for (_, child, _) in running.iter_mut() {
                 stop_child(child);
             }
         }
@@ -262,8 +308,8 @@ fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
                     let minutes = t.elapsed().as_secs_f64() / 60.0;
                     if status.success() {
                         eprintln!("table1: {problem}: done ({minutes:.1} min)");
-                    } else if stopping {
-                        eprintln!("table1: {problem}: stopped ({status}) after a checkpoint");
+                    } else if stopping && status.code() == Some(130) {
+                        eprintln!("table1: {problem}: stopped after a checkpoint");
                     } else {
                         eprintln!(
                             "table1: {problem}: failed ({status}); see {}",
@@ -275,15 +321,18 @@ fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
             }
         }
     }
-    if stopping {
-        anyhow::bail!("table1: the children stopped after checkpointing their cells");
-    }
     if !failed.is_empty() {
         anyhow::bail!(
             "table1: the cells of {} failed (logs in {})",
             failed.join(", "),
             logs.display()
         );
+    }
+    if stopping {
+        return Err(nsgf::NsgfError::Stopped(
+            "table1: the children stopped after checkpointing their cells".into(),
+        )
+        .into());
     }
     Ok(())
 }

@@ -76,15 +76,12 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // A stop was requested (the error is its consequence: e.g. the children of
-            // `bench table1 --jobs N` stopped), or training returned Interrupted.
-            let interrupted = nsgf::train::interrupt::requested()
-                || e.chain().any(|c| {
-                    matches!(
-                        c.downcast_ref::<nsgf::NsgfError>(),
-                        Some(nsgf::NsgfError::Interrupted { .. })
-                    )
-                });
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<nsgf::NsgfError>(),
+                    Some(nsgf::NsgfError::Interrupted { .. } | nsgf::NsgfError::Stopped(_))
+                )
+            });
             if interrupted {
                 eprintln!(
                     "stopped: {e:#}\nrun the same command again (nsgf train: with --resume) to continue where it stopped"

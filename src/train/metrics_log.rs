@@ -1,6 +1,7 @@
 //! A run's `metrics.jsonl`: one JSON object per line, each keyed by a counter (`step` for the
-//! regression loop, `iteration` for S-JKO). Every training loop of the project writes through
-//! [`MetricsLog`], so a resumed run keeps one history and can report what it logged last.
+//! regression loop, `iteration` for S-JKO). Both loops write through [`MetricsLog`], so a
+//! resumed run keeps one history and can report what it logged last (JKO-Flow and EPT runs
+//! keep no metrics file).
 
 use crate::error::{NsgfError, Result};
 use crate::io::npy::write_atomic;

@@ -362,6 +362,21 @@ impl Table1Settings {
                 )));
             }
         }
+        for (i, p) in problems.iter().enumerate() {
+            if problems[..i].contains(p) {
+                return Err(NsgfError::Param(format!(
+                    "table1: problem {p} is listed twice"
+                )));
+            }
+        }
+        for (i, m) in methods.iter().enumerate() {
+            if methods[..i].contains(m) {
+                return Err(NsgfError::Param(format!(
+                    "table1: method {} is listed twice",
+                    m.key()
+                )));
+            }
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(NsgfError::Param(format!(
                 "table1: lr must be > 0, got {}",
