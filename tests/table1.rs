@@ -477,6 +477,13 @@ fn the_cli_trains_problems_in_parallel_processes_to_the_same_table() {
         "{err}"
     );
     assert!(work.join("jobs/moons.log").exists() && work.join("jobs/scurve.log").exists());
+    // The children only train cells (`--cells-only`): no per-problem tables or figures of
+    // theirs; the parent drew every figure once.
+    assert!(!work.join("jobs/moons").exists() && !work.join("jobs/scurve").exists());
+    let out2 = dir.path().join("out2");
+    for f in ["paths_moons.png", "paths_scurve.png", "w2_curve_scurve.png"] {
+        assert!(out2.join(f).exists(), "{f}");
+    }
     assert_eq!(one.entries.len(), 4);
     for (a, b) in one.entries.iter().zip(&two.entries) {
         assert_eq!((&a.problem, &a.method), (&b.problem, &b.method));

@@ -95,6 +95,10 @@ pub struct Table1Args {
     /// seeds itself); the children's logs go to WORK/jobs/<problem>.log.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Train and cache the cells in WORK, then stop (no table, no figures; `--out` unused):
+    /// what each child of `--jobs N` runs.
+    #[arg(long, hide = true, conflicts_with = "jobs")]
+    cells_only: bool,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -146,10 +150,16 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 anyhow::bail!("--jobs must be at least 1");
             }
             let t0 = Instant::now();
+            let show = std::io::stderr().is_terminal();
+            if a.cells_only {
+                return nsgf::with_autodiff_backend!(a.device, |B, dev| {
+                    nsgf::train::table1::train_cells::<B>(&settings, &a.work, &dev, show)
+                })
+                .context("table1 cells");
+            }
             if a.jobs > 1 && settings.problems.len() > 1 {
                 train_problems_in_parallel(&a)?;
             }
-            let show = std::io::stderr().is_terminal();
             let table = nsgf::with_autodiff_backend!(a.device, |B, dev| run_table1_since::<B>(
                 &settings, &a.work, &a.out, &dev, show, t0
             ))
@@ -165,8 +175,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-/// The arguments of the child that trains `problem`'s cells into the shared work folder (its
-/// own table goes to WORK/jobs/<problem>/; the parent writes the full table afterwards).
+/// The arguments of the child that trains `problem`'s cells into the shared work folder and
+/// stops there (`--cells-only`; the parent writes the table and figures afterwards).
 fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<String>> {
     let name = |v: serde_json::Value| v.as_str().map(str::to_owned).context("a setting's name");
     let work = a.work.display().to_string();
@@ -177,10 +187,7 @@ fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<String>> {
         vec!["--steps".into(), a.steps.to_string()],
         vec!["--methods".into(), a.methods.join(",")],
         vec!["--problems".into(), problem.into()],
-        vec![
-            "--out".into(),
-            a.work.join("jobs").join(problem).display().to_string(),
-        ],
+        vec!["--out".into(), a.out.display().to_string()],
         vec!["--work".into(), work],
         vec!["--configs".into(), a.configs.display().to_string()],
         vec!["--lr".into(), a.lr.to_string()],
@@ -192,7 +199,7 @@ fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<String>> {
         vec!["--n".into(), a.n.to_string()],
         vec!["--reflow-pairs".into(), a.reflow_pairs.to_string()],
         vec!["--device".into(), name(serde_json::to_value(a.device)?)?],
-        vec!["--jobs".into(), "1".into()],
+        vec!["--cells-only".into()],
     ]
     .concat())
 }

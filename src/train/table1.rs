@@ -1083,6 +1083,62 @@ pub struct Table1 {
     pub seconds: f64,
 }
 
+/// The methods in the order their cells are trained: k-RF needs (k−1)-RF first, so the
+/// missing lower stages come too, before it.
+fn training_order(methods: &[Method]) -> Vec<Method> {
+    let mut order: Vec<Method> = Vec::new();
+    for &m in methods {
+        if let Method::Rf(k) = m {
+            for j in 1..k {
+                if !order.contains(&Method::Rf(j)) {
+                    order.push(Method::Rf(j));
+                }
+            }
+        }
+        if !order.contains(&m) {
+            order.push(m);
+        }
+    }
+    order
+}
+
+fn cells_bar(
+    settings: &Table1Settings,
+    problems: usize,
+    methods: usize,
+    show: bool,
+) -> indicatif::ProgressBar {
+    bar(
+        (problems * methods * settings.seeds) as u64,
+        show,
+        "table1 {bar:30} {pos}/{len} cells {elapsed_precise} eta {eta}",
+    )
+}
+
+/// Trains and evaluates every cell into its cache under `work` and stops there: no table, no
+/// figures (what `nsgf bench table1 --jobs N` asks of each child; the parent then reads the
+/// cached cells and writes the table once).
+pub fn train_cells<B: NnAutodiffBackend>(
+    settings: &Table1Settings,
+    work: &Path,
+    dev: &B::Device,
+    show: bool,
+) -> Result<()> {
+    let (problems, methods) = settings.parse()?;
+    let order = training_order(&methods);
+    let overall = cells_bar(settings, problems.len(), order.len(), show);
+    for &problem in &problems {
+        for &method in &order {
+            for s in 0..settings.seeds as u64 {
+                run_cell::<B>(settings, problem, method, s, work, dev, show)?;
+                overall.inc(1);
+            }
+        }
+    }
+    overall.finish_and_clear();
+    Ok(())
+}
+
 /// Trains and evaluates every cell (cached under `work`), then writes `table1.md`,
 /// `table1.json`, `paths_<problem>.png` and `w2_curve_<problem>.png` into `out`.
 pub fn run_table1<B: NnAutodiffBackend>(
@@ -1106,26 +1162,8 @@ pub fn run_table1_since<B: NnAutodiffBackend>(
     t0: Instant,
 ) -> Result<Table1> {
     let (problems, methods) = settings.parse()?;
-    // k-RF needs (k−1)-RF first: train the missing lower stages too, in order.
-    let mut order: Vec<Method> = Vec::new();
-    for &m in &methods {
-        if let Method::Rf(k) = m {
-            for j in 1..k {
-                if !order.contains(&Method::Rf(j)) {
-                    order.push(Method::Rf(j));
-                }
-            }
-        }
-        if !order.contains(&m) {
-            order.push(m);
-        }
-    }
-    let total = (problems.len() * order.len() * settings.seeds) as u64;
-    let overall = bar(
-        total,
-        show,
-        "table1 {bar:30} {pos}/{len} cells {elapsed_precise} eta {eta}",
-    );
+    let order = training_order(&methods);
+    let overall = cells_bar(settings, problems.len(), order.len(), show);
     let mut entries = Vec::new();
     let mut floor = Vec::new();
     let mut pairs = Vec::new();
