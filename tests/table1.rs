@@ -501,3 +501,93 @@ fn the_cli_trains_problems_in_parallel_processes_to_the_same_table() {
     assert!(!zero.status.success());
     assert!(String::from_utf8_lossy(&zero.stderr).contains("--jobs"));
 }
+
+/// A parent killed outright (SIGKILL) cannot pass a stop on: its children get SIGTERM from the
+/// kernel (PR_SET_PDEATHSIG), checkpoint and exit instead of training on as orphans.
+#[cfg(target_os = "linux")]
+#[test]
+fn children_stop_when_the_parent_is_killed() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_nsgf"))
+        .args([
+            "bench",
+            "table1",
+            "--methods",
+            "otcfm",
+            "--problems",
+            "moons,scurve",
+        ])
+        .args([
+            "--seeds", "1", "--draws", "1", "--steps", "1000000", "--jobs", "2",
+        ])
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--work")
+        .arg(&work)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let children_of = |pid: u32| -> Vec<u32> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let fields: Vec<&str> = rest.split(' ').collect();
+            if fields[1] == pid.to_string() && fields[0] != "Z" {
+                found.push(child);
+            }
+        }
+        found
+    };
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+            .unwrap_or(false)
+    };
+    // Both children started and train (their cells' folders exist: past the signal handler).
+    let t0 = Instant::now();
+    let children = loop {
+        let c = children_of(parent.id());
+        let training = ["moons", "scurve"]
+            .iter()
+            .all(|p| work.join(p).join("otcfm/seed0").exists());
+        if c.len() == 2 && training {
+            break c;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "children not started: {c:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    let t1 = Instant::now();
+    while children.iter().any(|&c| alive(c)) {
+        if t1.elapsed() > Duration::from_secs(60) {
+            for c in &children {
+                let _ = Command::new("kill").args(["-9", &c.to_string()]).status();
+            }
+            panic!("children still training 60 s after the parent was killed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in ["moons", "scurve"] {
+        let log = std::fs::read_to_string(work.join(format!("jobs/{p}.log"))).unwrap();
+        assert!(
+            log.contains("interrupt: finishing the current step"),
+            "{p}: {log}"
+        );
+    }
+}

@@ -224,7 +224,8 @@ fn stop_child(child: &mut Child) {
 /// this very program image (`/proc/self/exe`: a rebuild of the binary during a long table does
 /// not change the code that trains it); on Unix it gets its own process group, so a Ctrl-C at
 /// the terminal reaches the parent only, which passes it on as one SIGTERM (a second signal
-/// would make a child exit without its checkpoint).
+/// would make a child exit without its checkpoint). On Linux a child also gets that SIGTERM
+/// when the parent dies without passing it on (killed by SIGKILL, say).
 fn spawn_child(a: &Table1Args, problem: &str, log: &std::path::Path) -> Result<Child> {
     let proc_exe = std::path::Path::new("/proc/self/exe");
     let exe = if cfg!(target_os = "linux") && proc_exe.exists() {
@@ -249,6 +250,29 @@ fn spawn_child(a: &Table1Args, problem: &str, log: &std::path::Path) -> Result<C
         // `ps` shows the program's name, not /proc/self/exe.
         if let Some(name) = std::env::args_os().next() {
             cmd.arg0(name);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs between fork and exec; it calls only async-signal-safe
+        // functions (prctl, getppid) and allocates nothing on its success path.
+        unsafe {
+            cmd.pre_exec(move || {
+                // If the parent dies without passing a stop on (SIGKILL, OOM), the child gets
+                // the SIGTERM itself: it checkpoints and exits instead of training on, orphaned.
+                // (The signal follows the spawning *thread*: children are spawned from the
+                // thread that runs the command and outlives them.)
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before the prctl: do not start at all.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
         }
     }
     cmd.spawn()
