@@ -438,11 +438,16 @@ fn sjko_is_a_table_method_with_one_call() {
 fn the_cli_trains_problems_in_parallel_processes_to_the_same_table() {
     let dir = tempfile::tempdir().unwrap();
     let run = |jobs: &str| {
-        let (out, work) = (
-            dir.path().join(format!("out{jobs}")),
-            dir.path().join(format!("work{jobs}")),
-        );
-        let err = common::nsgf_ok([
+        // The children get the paths as they are: the work folder's name is not UTF-8.
+        #[cfg(unix)]
+        let name: std::ffi::OsString = {
+            use std::os::unix::ffi::OsStringExt;
+            std::ffi::OsString::from_vec([b"work-\xff".as_slice(), jobs.as_bytes()].concat())
+        };
+        #[cfg(not(unix))]
+        let name = std::ffi::OsString::from(format!("work{jobs}"));
+        let (out, work) = (dir.path().join(format!("out{jobs}")), dir.path().join(name));
+        let args: Vec<std::ffi::OsString> = [
             "bench",
             "table1",
             "--methods",
@@ -461,11 +466,13 @@ fn the_cli_trains_problems_in_parallel_processes_to_the_same_table() {
             "256",
             "--jobs",
             jobs,
-            "--out",
-            out.to_str().unwrap(),
-            "--work",
-            work.to_str().unwrap(),
-        ]);
+        ]
+        .iter()
+        .map(Into::into)
+        .chain(["--out".into(), out.clone().into_os_string()])
+        .chain(["--work".into(), work.clone().into_os_string()])
+        .collect();
+        let err = common::nsgf_ok(args);
         let table: Table1 =
             serde_json::from_slice(&std::fs::read(out.join("table1.json")).unwrap()).unwrap();
         (table, work, err)
@@ -477,6 +484,8 @@ fn the_cli_trains_problems_in_parallel_processes_to_the_same_table() {
         "{err}"
     );
     assert!(work.join("jobs/moons.log").exists() && work.join("jobs/scurve.log").exists());
+    // Nothing went anywhere but the folders named (a mangled work path would be a fifth).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
     // The children only train cells (`--cells-only`): no per-problem tables or figures of
     // theirs; the parent drew every figure once.
     assert!(!work.join("jobs/moons").exists() && !work.join("jobs/scurve").exists());

@@ -6,6 +6,7 @@ use nsgf::backend::DeviceKind;
 use nsgf::train::config::LrSchedule;
 use nsgf::train::interrupt;
 use nsgf::train::table1::{run_table1_since, Table1Settings};
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -177,31 +178,31 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 /// The arguments of the child that trains `problem`'s cells into the shared work folder and
 /// stops there (`--cells-only`; the parent writes the table and figures afterwards).
-fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<String>> {
+fn child_args(a: &Table1Args, problem: &str) -> Result<Vec<OsString>> {
     let name = |v: serde_json::Value| v.as_str().map(str::to_owned).context("a setting's name");
-    let work = a.work.display().to_string();
-    Ok([
-        ["bench", "table1"].map(String::from).to_vec(),
-        vec!["--seeds".into(), a.seeds.to_string()],
-        vec!["--draws".into(), a.draws.to_string()],
-        vec!["--steps".into(), a.steps.to_string()],
-        vec!["--methods".into(), a.methods.join(",")],
-        vec!["--problems".into(), problem.into()],
-        vec!["--out".into(), a.out.display().to_string()],
-        vec!["--work".into(), work],
-        vec!["--configs".into(), a.configs.display().to_string()],
-        vec!["--lr".into(), a.lr.to_string()],
-        vec![
-            "--lr-schedule".into(),
-            name(serde_json::to_value(a.lr_schedule)?)?,
-        ],
-        vec!["--sigma".into(), a.sigma.to_string()],
-        vec!["--n".into(), a.n.to_string()],
-        vec!["--reflow-pairs".into(), a.reflow_pairs.to_string()],
-        vec!["--device".into(), name(serde_json::to_value(a.device)?)?],
-        vec!["--cells-only".into()],
-    ]
-    .concat())
+    let mut args: Vec<OsString> = ["bench", "table1", "--cells-only"]
+        .map(OsString::from)
+        .to_vec();
+    let mut set = |flag: &str, value: OsString| args.extend([OsString::from(flag), value]);
+    set("--seeds", a.seeds.to_string().into());
+    set("--draws", a.draws.to_string().into());
+    set("--steps", a.steps.to_string().into());
+    set("--methods", a.methods.join(",").into());
+    set("--problems", problem.into());
+    // Paths as they are (not through `display`, which would mangle a non-UTF-8 name).
+    set("--out", a.out.clone().into_os_string());
+    set("--work", a.work.clone().into_os_string());
+    set("--configs", a.configs.clone().into_os_string());
+    set("--lr", a.lr.to_string().into());
+    set(
+        "--lr-schedule",
+        name(serde_json::to_value(a.lr_schedule)?)?.into(),
+    );
+    set("--sigma", a.sigma.to_string().into());
+    set("--n", a.n.to_string().into());
+    set("--reflow-pairs", a.reflow_pairs.to_string().into());
+    set("--device", name(serde_json::to_value(a.device)?)?.into());
+    Ok(args)
 }
 
 /// Asks a child to stop after its current step's checkpoint (SIGTERM, as `nsgf` handles it;
