@@ -726,6 +726,16 @@ fn same_problem(found: Problem, problem: Problem, path: &Path) -> Result<()> {
     ))
 }
 
+/// The table's budget on one network's optimiser: `steps` gradient steps at the table's batch,
+/// learning rate and schedule, no intermediate checkpoints (a cell is cached when done).
+fn table_budget(opt: &mut OptimConfig, settings: &Table1Settings, steps: usize) {
+    opt.steps = steps;
+    opt.batch = settings.batch;
+    opt.lr = settings.lr;
+    opt.lr_schedule = settings.lr_schedule;
+    opt.checkpoint_every = 0;
+}
+
 /// Trains one NSGF cell from `configs/<problem>.toml` (seed and budget overridden).
 fn train_nsgf_cell<B: NnAutodiffBackend>(
     settings: &Table1Settings,
@@ -740,11 +750,7 @@ fn train_nsgf_cell<B: NnAutodiffBackend>(
     let mut cfg = ToyConfig::load(&path)?;
     same_problem(cfg.problem, problem, &path)?;
     cfg.seed = seed;
-    cfg.train.steps = settings.steps;
-    cfg.train.batch = settings.batch;
-    cfg.train.lr = settings.lr;
-    cfg.train.lr_schedule = settings.lr_schedule;
-    cfg.train.checkpoint_every = 0;
+    table_budget(&mut cfg.train, settings, settings.steps);
     let report = train_nsgf::<B>(&cfg, dir, dev, false, show)?;
     let inner = <B::InnerBackend as burn::tensor::backend::BackendTypes>::Device::default();
     let run = load_run::<B::InnerBackend>(dir, &inner)?;
@@ -770,11 +776,7 @@ fn train_nsgfpp_cell<B: NnAutodiffBackend>(
         (&mut cfg.nsf.train, settings.steps),
         (&mut cfg.time.train, settings.steps.div_ceil(2)),
     ] {
-        opt.steps = steps;
-        opt.batch = settings.batch;
-        opt.lr = settings.lr;
-        opt.lr_schedule = settings.lr_schedule;
-        opt.checkpoint_every = 0;
+        table_budget(opt, settings, steps);
         opt.threads = settings.threads;
     }
     let report = train_nsgfpp::<B>(&cfg, dir, dev, false, show)?;
