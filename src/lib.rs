@@ -17,6 +17,7 @@ pub mod backend;
 pub mod convert;
 pub mod error;
 pub mod io;
+pub mod progress;
 
 pub mod ot;
 

@@ -159,6 +159,8 @@ fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("NFE = 7"), "{stderr}");
+    // Not on a terminal: the progress goes to the log as lines, the last one at 100 %.
+    assert!(stderr.contains(": 6/6 (100%) in "), "{stderr}");
     let arr = nsgf::data::images::read_image_npy(&npy).unwrap();
     assert_eq!((arr.n, arr.height, arr.width, arr.channels), (6, 16, 16, 1));
     let g = image::open(&grid).unwrap();

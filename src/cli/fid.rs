@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use nsgf::backend::DeviceKind;
 use nsgf::data::images::ImageSource;
 use nsgf::metrics::fid::{self, FeatureStats};
 use nsgf::models::inception::FidInception;
+use nsgf::progress::Progress;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `nsgf eval fid`.
@@ -77,14 +77,13 @@ fn open_images(p: &Path) -> Result<ImageSource> {
     Ok(ImageSource::open(p)?)
 }
 
-fn progress_bar(n: usize, what: &Path) -> ProgressBar {
-    let bar = ProgressBar::new(n as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images [{elapsed} < {eta}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("Inception features of {}", what.display()));
-    bar
+fn progress_bar(n: usize, what: &Path) -> Progress {
+    Progress::new(
+        n as u64,
+        true,
+        "{msg} {bar:30} {pos}/{len} images [{elapsed} < {eta}]",
+        format!("Inception features of {}", what.display()),
+    )
 }
 
 /// Statistics of one input: read from `.npz`, or computed from images with the model

@@ -7,6 +7,7 @@ use nsgf::convert::to_f32_vec;
 use nsgf::flows::samplers::Solver;
 use nsgf::io::{write_npy, NpyArray};
 use nsgf::models::ops::NnAutodiffBackend;
+use nsgf::progress::Progress;
 use nsgf::train::cfm;
 use nsgf::train::config::ToyConfig;
 use nsgf::train::nsgf as toy;
@@ -341,6 +342,9 @@ fn write_toy_samples(
     Ok(())
 }
 
+/// The progress bar of `nsgf sample` on images.
+const SAMPLE_BAR: &str = "sample {bar:30} {pos}/{len} {per_sec} eta {eta}";
+
 /// `nsgf sample` on an NSGF++ run (Algorithm 4): `--steps` is the number of NSF steps after the
 /// run's NSGF phase (or `--nfe` the total); the NFE printed counts the NSGF steps, the time
 /// predictor and the NSF steps.
@@ -366,7 +370,6 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
         Some(tol) => NsfSchedule::Adaptive(tol),
         None => NsfSchedule::Steps(steps),
     };
-    let show = std::io::stderr().is_terminal();
     let (out, shape) = nsgf::with_backend!(args.device, |B, dev| {
         let mut run = nsgfpp::load_run::<B>(&args.run, &dev)?;
         run.config.sampling.solver = args.solver;
@@ -375,10 +378,11 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
         } else {
             args.n
         };
-        let pb = nsgf::train::fit::bar(
+        let pb = Progress::new(
             args.n as u64,
-            show && run.config.is_image(),
-            "sample {bar:30} {pos}/{len} {per_sec} eta {eta}",
+            run.config.is_image(),
+            SAMPLE_BAR,
+            format!("sample {}", args.run.display()),
         );
         let out = nsgfpp::sample_many(&run, args.n, batch, Some(schedule), args.seed, &dev, |d| {
             pb.set_position(d as u64)
@@ -464,16 +468,16 @@ fn sample_wgf(args: SampleArgs) -> Result<()> {
 /// state after every phase (the generators at the phase ends, the same prior points and
 /// latents); on images, `--grid` shows the first samples.
 fn sample_sjko(args: SampleArgs) -> Result<()> {
-    let show = std::io::stderr().is_terminal();
     let image_shape =
         sjko::SjkoConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?.image_shape;
     if let Some(shape) = image_shape {
         let x = nsgf::with_backend!(args.device, |B, dev| {
             let run = sjko::load_run::<B>(&args.run, &dev)?;
-            let pb = nsgf::train::fit::bar(
+            let pb = Progress::new(
                 args.n as u64,
-                show,
-                "sample {bar:30} {pos}/{len} {per_sec} eta {eta}",
+                true,
+                SAMPLE_BAR,
+                format!("sample {}", args.run.display()),
             );
             let x = run.sample_many(args.n, args.batch, args.seed, &dev, |d| {
                 pb.set_position(d as u64)
@@ -518,7 +522,6 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             args.solver
         ),
     };
-    let show = std::io::stderr().is_terminal();
     let (x, nfe, shape) = nsgf::with_backend!(args.device, |B, dev| {
         let run = cfm::load_run::<B>(&args.run, &dev)?;
         let batch = if run.config.is_image() {
@@ -526,10 +529,11 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
         } else {
             args.n
         };
-        let pb = nsgf::train::fit::bar(
+        let pb = Progress::new(
             args.n as u64,
-            show && run.config.is_image(),
-            "sample {bar:30} {pos}/{len} {per_sec} eta {eta}",
+            run.config.is_image(),
+            SAMPLE_BAR,
+            format!("sample {}", args.run.display()),
         );
         let how = match args.tol {
             Some(tol) => cfm::Integration::Adaptive { tol },
