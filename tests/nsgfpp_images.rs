@@ -187,6 +187,82 @@ fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
         !out.status.success() && stderr.contains("NFE must be 4 + k*1"),
         "{stderr}"
     );
+
+    // Drawn in parts (`<out>.parts/`, 2 rows each): the same samples as in one part, and the
+    // parts folder is gone afterwards.
+    let sample = |out: &Path, part_rows: &str| {
+        Command::new(bin)
+            .args(["sample", "--run"])
+            .arg(&full)
+            .args([
+                "--n",
+                "5",
+                "--nfe",
+                "7",
+                "--batch",
+                "2",
+                "--part-rows",
+                part_rows,
+            ])
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let (one, three) = (dir.path().join("one.npy"), dir.path().join("three.npy"));
+    assert!(sample(&one, "6").status.success());
+    assert!(sample(&three, "2").status.success());
+    let read = |p: &Path| nsgf::data::images::read_image_npy(p).unwrap().data;
+    assert_eq!(read(&one), read(&three));
+    assert!(!dir.path().join("three.npy.parts").exists());
+    let out = sample(&dir.path().join("x.npy"), "3");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of --batch 2"));
+
+    // Interrupted after its parts were written (here: the final write fails, the output path
+    // being a folder), the draw resumes from them: part 1, overwritten with zeros, comes back
+    // as it is in the resumed output; the other parts are the ones drawn before.
+    let stuck = dir.path().join("stuck.npy");
+    std::fs::create_dir(&stuck).unwrap();
+    assert!(!sample(&stuck, "2").status.success());
+    let parts_dir = dir.path().join("stuck.npy.parts");
+    let names: Vec<String> = std::fs::read_dir(&parts_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}"); // key.txt and 3 parts
+    let part1 = parts_dir.join("part-00001.npz");
+    let mut arrays = nsgf::io::read_npz(&part1).unwrap();
+    for (name, a) in &mut arrays {
+        if name == "x" {
+            *a = nsgf::io::NpyArray::f32(a.shape.clone(), vec![0.0; a.len()]);
+        }
+    }
+    let refs: Vec<(&str, nsgf::io::NpyArray)> = arrays
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.clone()))
+        .collect();
+    nsgf::io::write_npz(&part1, &refs).unwrap();
+    std::fs::remove_dir(&stuck).unwrap();
+    let out = sample(&stuck, "2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (want, got) = (read(&one), read(&stuck));
+    let row = 16 * 16;
+    assert_eq!(got[..2 * row], want[..2 * row]);
+    assert!(got[2 * row..4 * row].iter().all(|&v| v == got[2 * row]));
+    assert_ne!(got[2 * row..4 * row], want[2 * row..4 * row]);
+    assert_eq!(got[4 * row..], want[4 * row..]);
+    assert!(!parts_dir.exists());
+    // Parts of another draw (another seed) are not reused.
+    std::fs::create_dir_all(&parts_dir).unwrap();
+    std::fs::write(parts_dir.join("key.txt"), "another draw").unwrap();
+    nsgf::io::write_npz(parts_dir.join("part-00000.npz"), &refs).unwrap();
+    assert!(sample(&stuck, "2").status.success());
+    assert_eq!(read(&stuck), want);
 }
 
 #[test]
@@ -297,4 +373,27 @@ steps = 3
         "{stderr}"
     );
     assert_eq!(nsgf::data::images::read_image_npy(&npy).unwrap().n, 3);
+    // In parts of 2 rows (batches of 2): the rows of the one-call draw above, as uint8.
+    let parted = dir.path().join("parted.npy");
+    let out = Command::new(env!("CARGO_BIN_EXE_nsgf"))
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args([
+            "--n", "3", "--steps", "3", "--solver", "heun", "--batch", "2",
+        ])
+        .args(["--part-rows", "2", "--out"])
+        .arg(&parted)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("NFE = 6"),
+        "{stderr}"
+    );
+    let want = nsgf::data::dataset::unit_nchw_to_images(&x, [3, 1, 16, 16]).unwrap();
+    assert_eq!(
+        nsgf::data::images::read_image_npy(&parted).unwrap().data,
+        want.data
+    );
+    assert!(!dir.path().join("parted.npy.parts").exists());
 }

@@ -5,6 +5,7 @@ use clap::Args;
 use nsgf::backend::DeviceKind;
 use nsgf::convert::to_f32_vec;
 use nsgf::flows::samplers::Solver;
+use nsgf::io::parts::{part_f32, Parts};
 use nsgf::io::{write_npy, NpyArray};
 use nsgf::models::ops::NnAutodiffBackend;
 use nsgf::progress::Progress;
@@ -274,6 +275,10 @@ pub struct SampleArgs {
     /// NSGF++ on images: samples per network call.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Images: rows per part of the draw (a multiple of --batch; default about 1,000). Parts go
+    /// to `<out>.parts/` as they are drawn, so that an interrupted draw resumes.
+    #[arg(long, hide = true)]
+    part_rows: Option<usize>,
     /// NSGF++ on images: also write a grid of the first samples (Fig. 5 style: a block after the
     /// NSGF phase, a block of final samples) into this PNG.
     #[arg(long)]
@@ -342,6 +347,79 @@ fn write_toy_samples(
     Ok(())
 }
 
+/// Rows per part of a resumable image draw: `--part-rows`, or about 1,000; a whole number of
+/// batches.
+fn part_rows(args: &SampleArgs, batch: usize) -> Result<usize> {
+    let batch = batch.max(1);
+    match args.part_rows {
+        None => Ok(batch * 1000usize.div_ceil(batch)),
+        Some(r) if r > 0 && r.is_multiple_of(batch) => Ok(r),
+        Some(r) => anyhow::bail!("--part-rows {r}: must be a positive multiple of --batch {batch}"),
+    }
+}
+
+/// What identifies an image draw, for its parts (`<out>.parts/key.txt`): the command's
+/// settings and the run's checkpoint (its `config.toml` and every `state.json`, which hash the
+/// weights' files), so that parts of another draw, or of a run trained further, are not reused.
+fn draw_key(args: &SampleArgs, method: &str) -> Result<String> {
+    let mut files = vec![args.run.join(nsgf::train::checkpoint::CONFIG_FILE)];
+    let mut dirs = vec![args.run.clone()];
+    for e in std::fs::read_dir(&args.run)
+        .with_context(|| format!("reading {}", args.run.display()))?
+        .flatten()
+    {
+        if e.path().is_dir() {
+            dirs.push(e.path());
+        }
+    }
+    dirs.sort();
+    files.extend(
+        dirs.iter()
+            .map(|d| d.join("state.json"))
+            .filter(|p| p.exists()),
+    );
+    // FNV-1a, 64 bit, over the files' names and contents.
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for f in &files {
+        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let name = f.strip_prefix(&args.run).unwrap_or(f).display().to_string();
+        for &b in name.as_bytes().iter().chain(&text) {
+            hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Ok(format!(
+        "nsgf sample ({method})\nrun = {}\ncheckpoint = {hash:016x}\nn = {}\nbatch = {}\n\
+         part_rows = {:?}\nseed = {}\nsteps = {}\nnfe = {:?}\ntol = {:?}\nsolver = {:?}\n\
+         device = {:?}\n",
+        args.run.display(),
+        args.n,
+        args.batch,
+        args.part_rows,
+        args.seed,
+        args.steps,
+        args.nfe,
+        args.tol,
+        args.solver,
+        args.device
+    ))
+}
+
+/// Array `name` of a part as f64, of `len` values (a clear error otherwise).
+fn part_f64(arrays: &[(String, NpyArray)], name: &str, len: usize, dir: &Path) -> Result<Vec<f64>> {
+    let v = arrays
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, a)| a.to_f64())
+        .with_context(|| format!("{}: a part has no array {name}", dir.display()))?;
+    anyhow::ensure!(
+        v.len() == len,
+        "{}: a part's {name} has {} values, expected {len}",
+        dir.display(),
+        v.len()
+    );
+    Ok(v)
+}
+
 /// The progress bar of `nsgf sample` on images.
 const SAMPLE_BAR: &str = "sample {bar:30} {pos}/{len} {per_sec} eta {eta}";
 
@@ -370,7 +448,7 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
         Some(tol) => NsfSchedule::Adaptive(tol),
         None => NsfSchedule::Steps(steps),
     };
-    let (out, shape) = nsgf::with_backend!(args.device, |B, dev| {
+    let (out, shape, parts) = nsgf::with_backend!(args.device, |B, dev| {
         let mut run = nsgfpp::load_run::<B>(&args.run, &dev)?;
         run.config.sampling.solver = args.solver;
         let batch = if run.config.is_image() {
@@ -384,11 +462,58 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
             SAMPLE_BAR,
             format!("sample {}", args.run.display()),
         );
-        let out = nsgfpp::sample_many(&run, args.n, batch, Some(schedule), args.seed, &dev, |d| {
-            pb.set_position(d as u64)
-        })?;
-        pb.finish_and_clear();
-        anyhow::Ok((out, run.config.image_shape))
+        if !run.config.is_image() {
+            let out =
+                nsgfpp::sample_many(&run, args.n, batch, Some(schedule), args.seed, &dev, |_| {})?;
+            anyhow::Ok((out, None, None))
+        } else {
+            let parts = Parts::open(Parts::beside(&args.out), &draw_key(&args, "nsgfpp")?)?;
+            let got = parts.draw(
+                args.n,
+                part_rows(&args, batch)?,
+                |d| pb.set_position(d as u64),
+                |rows| {
+                    let (start, m) = (rows.start, rows.len());
+                    let s = nsgfpp::sample_rows(
+                        &run,
+                        rows,
+                        batch,
+                        Some(schedule),
+                        args.seed,
+                        &dev,
+                        |d| pb.set_position((start + d) as u64),
+                    )?;
+                    let d = s.x.len() / m;
+                    Ok(vec![
+                        ("x", NpyArray::f32(vec![m, d], s.x)),
+                        ("after_nsgf", NpyArray::f32(vec![m, d], s.after_nsgf)),
+                        ("t_hat", NpyArray::f32(vec![m], s.t_hat)),
+                        (
+                            "nfe",
+                            NpyArray::f64(vec![2], vec![s.nfe as f64, s.mean_nfe]),
+                        ),
+                    ])
+                },
+            )?;
+            pb.finish_and_clear();
+            let dir = Parts::beside(&args.out);
+            let mut out = nsgfpp::SampledRows {
+                x: Vec::new(),
+                after_nsgf: Vec::new(),
+                t_hat: Vec::new(),
+                nfe: 0,
+                mean_nfe: 0.0,
+            };
+            for (m, part) in &got {
+                out.x.extend(part_f32(part, "x", &dir)?);
+                out.after_nsgf.extend(part_f32(part, "after_nsgf", &dir)?);
+                out.t_hat.extend(part_f32(part, "t_hat", &dir)?);
+                let nfe = part_f64(part, "nfe", 2, &dir)?;
+                out.nfe = out.nfe.max(nfe[0] as usize);
+                out.mean_nfe += nfe[1] * *m as f64 / args.n as f64;
+            }
+            anyhow::Ok((out, run.config.image_shape, Some(parts)))
+        }
     })?;
     let nfe = out.nfe;
     if args.tol.is_some() {
@@ -431,6 +556,9 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
             let mean_t = out.t_hat.iter().map(|&t| t as f64).sum::<f64>() / args.n as f64;
             eprintln!("time predictor: mean t_hat = {mean_t:.3}");
         }
+    }
+    if let Some(parts) = parts {
+        parts.finish()?;
     }
     eprintln!(
         "wrote {} samples to {} (NFE = {nfe}: {} NSGF steps + 1 time prediction + {} NSF steps \
@@ -522,7 +650,7 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             args.solver
         ),
     };
-    let (x, nfe, shape) = nsgf::with_backend!(args.device, |B, dev| {
+    let (x, nfe, shape, parts) = nsgf::with_backend!(args.device, |B, dev| {
         let run = cfm::load_run::<B>(&args.run, &dev)?;
         let batch = if run.config.is_image() {
             args.batch
@@ -542,15 +670,44 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
                 solver: args.solver,
             },
         };
-        let (x, nfe) = cfm::sample_many(&run, args.n, batch, how, args.seed, &dev, |d| {
-            pb.set_position(d as u64)
-        })?;
-        pb.finish_and_clear();
-        anyhow::Ok((x, nfe, run.config.image_shape))
+        if !run.config.is_image() {
+            let (x, nfe) = cfm::sample_many(&run, args.n, batch, how, args.seed, &dev, |_| {})?;
+            anyhow::Ok((x, nfe, None, None))
+        } else {
+            let parts = Parts::open(Parts::beside(&args.out), &draw_key(&args, "cfm")?)?;
+            let got = parts.draw(
+                args.n,
+                part_rows(&args, batch)?,
+                |d| pb.set_position(d as u64),
+                |rows| {
+                    let (start, m) = (rows.start, rows.len());
+                    let (x, nfe) =
+                        cfm::sample_rows(&run, rows, batch, how, args.seed, &dev, |d| {
+                            pb.set_position((start + d) as u64)
+                        })?;
+                    let d = x.len() / m;
+                    Ok(vec![
+                        ("x", NpyArray::f32(vec![m, d], x)),
+                        ("nfe", NpyArray::f64(vec![1], vec![nfe])),
+                    ])
+                },
+            )?;
+            pb.finish_and_clear();
+            let dir = Parts::beside(&args.out);
+            let (mut x, mut nfe) = (Vec::new(), 0.0);
+            for (m, part) in &got {
+                x.extend(part_f32(part, "x", &dir)?);
+                nfe += part_f64(part, "nfe", 1, &dir)?[0] * *m as f64 / args.n as f64;
+            }
+            anyhow::Ok((x, nfe, run.config.image_shape, Some(parts)))
+        }
     })?;
     match shape {
         None => write_npy(&args.out, &NpyArray::f32(vec![args.n, 2], x))?,
         Some(shape) => write_image_samples(&args.out, args.grid.as_deref(), shape, &x, None)?,
+    }
+    if let Some(parts) = parts {
+        parts.finish()?;
     }
     eprintln!(
         "wrote {} samples to {} (NFE = {})",

@@ -2,6 +2,7 @@
 //! (single-file or Hugging Face sharded).
 
 pub mod npy;
+pub mod parts;
 pub mod safetensors_shards;
 pub mod tensors;
 

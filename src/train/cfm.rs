@@ -271,8 +271,31 @@ pub fn sample_many<B: NnBackend>(
     how: Integration,
     seed: u64,
     device: &B::Device,
+    progress: impl FnMut(usize),
+) -> Result<(Vec<f32>, f64)> {
+    sample_rows(run, 0..n, batch, how, seed, device, progress)
+}
+
+/// Rows `rows` of [`sample_many`]'s output for any `n ≥ rows.end` (`rows.start` a multiple of
+/// `batch`): the draw of `n` samples in parts, each part computed on its own (an interrupted
+/// draw resumes from its finished parts). `progress(done)` counts the part's rows.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_rows<B: NnBackend>(
+    run: &CfmRun<B>,
+    rows: std::ops::Range<usize>,
+    batch: usize,
+    how: Integration,
+    seed: u64,
+    device: &B::Device,
     mut progress: impl FnMut(usize),
 ) -> Result<(Vec<f32>, f64)> {
+    let n = rows.len();
+    if batch > 0 && !rows.start.is_multiple_of(batch) {
+        return Err(NsgfError::Param(format!(
+            "rows from {} in batches of {batch}: a part must start at a batch boundary",
+            rows.start
+        )));
+    }
     if n == 0
         || batch == 0
         || how
@@ -290,7 +313,7 @@ pub fn sample_many<B: NnBackend>(
     let mut nfe = 0.0;
     for (i, start) in (0..n).step_by(batch).enumerate() {
         let m = batch.min(n - start);
-        let x0 = source_rows(&run.config, m, seed, i as u64)?;
+        let x0 = source_rows(&run.config, m, seed, (rows.start / batch + i) as u64)?;
         let x0 = crate::convert::rows_to_tensor::<B>(x0, m, d, device);
         let (x, k) = match how {
             Integration::Fixed { steps, solver } => {

@@ -589,8 +589,31 @@ pub fn sample_many<B: NnBackend>(
     schedule: Option<NsfSchedule>,
     seed: u64,
     device: &B::Device,
+    progress: impl FnMut(usize),
+) -> Result<SampledRows> {
+    sample_rows(run, 0..n, batch, schedule, seed, device, progress)
+}
+
+/// Rows `rows` of [`sample_many`]'s output for any `n ≥ rows.end` (`rows.start` a multiple of
+/// `batch`): the draw of `n` samples in parts, each part computed on its own (an interrupted
+/// draw resumes from its finished parts). `progress(done)` counts the part's rows; `mean_nfe`
+/// is the part's.
+pub fn sample_rows<B: NnBackend>(
+    run: &NsgfppRun<B>,
+    rows: std::ops::Range<usize>,
+    batch: usize,
+    schedule: Option<NsfSchedule>,
+    seed: u64,
+    device: &B::Device,
     mut progress: impl FnMut(usize),
 ) -> Result<SampledRows> {
+    let n = rows.len();
+    if batch > 0 && !rows.start.is_multiple_of(batch) {
+        return Err(NsgfError::Param(format!(
+            "rows from {} in batches of {batch}: a part must start at a batch boundary",
+            rows.start
+        )));
+    }
     if n == 0 || batch == 0 {
         return Err(NsgfError::Param(
             "the number of samples and the batch must be at least 1".into(),
@@ -606,7 +629,7 @@ pub fn sample_many<B: NnBackend>(
     };
     for (i, start) in (0..n).step_by(batch).enumerate() {
         let m = batch.min(n - start);
-        let x0 = source_rows(&run.config, m, seed, i as u64)?;
+        let x0 = source_rows(&run.config, m, seed, (rows.start / batch + i) as u64)?;
         let x0 = crate::convert::rows_to_tensor(x0, m, d, device);
         let s = sample_from(run, x0, schedule, |_| {})?;
         out.x.extend(crate::convert::to_f32_vec(s.x)?);
