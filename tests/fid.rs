@@ -389,6 +389,33 @@ fn cli_fid_on_folders_npy_and_stats_files() {
     assert!((got - want).abs() < 1e-2, "{got} vs {want}");
     assert_eq!(v["n_b"].as_u64(), Some(k as u64));
 
+    // An .npy's features go through resumable parts (`<npy>.fid-parts/`, removed at the end;
+    // a stale folder of another key is not reused): the statistics equal the one-pass ones of
+    // the same images as a PNG folder, bit for bit.
+    let parts = dir.path().join("cifar.npy.fid-parts");
+    assert!(!parts.exists());
+    std::fs::create_dir(&parts).unwrap();
+    std::fs::write(parts.join("key.txt"), "another computation").unwrap();
+    nsgf::io::write_npz(
+        parts.join("part-00000.npz"),
+        &[("x", NpyArray::f32(vec![k, 2048], vec![0.0; k * 2048]))],
+    )
+    .unwrap();
+    let sn = dir.path().join("cifar-npy.npz");
+    let (ok, _, err) = run_cli(&[
+        "eval",
+        "fid",
+        "--save-stats",
+        &p(&npy),
+        &p(&sn),
+        "--weights",
+        &w,
+    ]);
+    assert!(ok, "{err}");
+    assert!(!parts.exists());
+    let rn = FeatureStats::load_npz(&sn).unwrap();
+    assert!(rn.mu == rb.mu && rn.sigma == rb.sigma);
+
     // IS with the FID weights: a clear error.
     let (ok, _, err) = run_cli(&["eval", "is", &p(&db), "--weights", &w]);
     assert!(!ok && err.contains("no classifier head"), "{err}");

@@ -5,8 +5,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use nsgf::backend::DeviceKind;
 use nsgf::data::images::ImageSource;
+use nsgf::io::parts::{part_f32, Parts};
+use nsgf::io::NpyArray;
 use nsgf::metrics::fid::{self, FeatureStats};
-use nsgf::models::inception::FidInception;
+use nsgf::models::inception::{FidInception, FEATURE_DIM};
 use nsgf::progress::Progress;
 use std::path::{Path, PathBuf};
 
@@ -117,11 +119,82 @@ fn statistics<B: nsgf::models::ops::NnBackend>(
         bail!("internal error: FID network not loaded");
     };
     let bar = progress_bar(images.len(), path);
-    let stats = fid::compute_statistics(net, &images, batch_size, device, &mut |done| {
-        bar.set_position(done as u64)
-    });
+    let Some(parts) = feature_parts::<B>(path, weights, batch_size) else {
+        let stats = fid::compute_statistics(net, &images, batch_size, device, &mut |done| {
+            bar.set_position(done as u64)
+        });
+        bar.finish_and_clear();
+        return stats.with_context(|| format!("computing the statistics of {}", path.display()));
+    };
+    // In parts of ~1,000 images (whole batches): the features of each part are kept until the
+    // statistics are done, so an interrupted run resumes; accumulated batch by batch in order,
+    // the statistics equal those of one pass bit for bit.
+    let size = batch_size * 1000usize.div_ceil(batch_size.max(1));
+    let got = parts
+        .draw(
+            images.len(),
+            size,
+            |d| bar.set_position(d as u64),
+            |rows| {
+                let (start, m) = (rows.start, rows.len());
+                let f =
+                    fid::compute_features_rows(net, &images, rows, batch_size, device, &mut |d| {
+                        bar.set_position((start + d) as u64)
+                    })?;
+                Ok(vec![("x", NpyArray::f32(vec![m, FEATURE_DIM], f))])
+            },
+        )
+        .with_context(|| format!("computing the features of {}", path.display()))?;
     bar.finish_and_clear();
-    stats.with_context(|| format!("computing the statistics of {}", path.display()))
+    let mut acc = fid::StatsAccumulator::new(FEATURE_DIM);
+    let dir = Parts::beside(path, FID_PARTS);
+    for (_, part) in &got {
+        for batch in part_f32(part, "x", &dir)?.chunks(batch_size * FEATURE_DIM) {
+            acc.push(batch)?;
+        }
+    }
+    let stats = acc
+        .finish()
+        .with_context(|| format!("computing the statistics of {}", path.display()))?;
+    parts.finish()?;
+    Ok(stats)
+}
+
+/// The parts folder of the Inception features of `X.npy`: `X.npy.fid-parts`.
+const FID_PARTS: &str = ".fid-parts";
+
+/// The parts folder for the features of an `.npy` image array (not for PNG folders, which may
+/// be read-only data sets), keyed by the file's contents, the weights, the batch size and the
+/// backend; `None` (features in one pass) for other inputs or when the folder cannot be made.
+fn feature_parts<B: nsgf::models::ops::NnBackend>(
+    path: &Path,
+    weights: Option<&Path>,
+    batch_size: usize,
+) -> Option<Parts> {
+    if !path.is_file() || path.extension().is_none_or(|e| e != "npy") {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    // FNV-1a, 64 bit.
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let weights = fid::resolve_weights(weights).ok()?;
+    let key = format!(
+        "nsgf eval fid: Inception pool3 features\nimages = {} ({} bytes, fnv {hash:016x})\n\
+         weights = {}\nbatch_size = {batch_size}\nbackend = {}\n",
+        path.display(),
+        bytes.len(),
+        weights.display(),
+        std::any::type_name::<B>()
+    );
+    match Parts::open(Parts::beside(path, FID_PARTS), &key) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("{e}: the features are computed in one pass (no resume)");
+            None
+        }
+    }
 }
 
 fn fid_on<B: nsgf::models::ops::NnBackend>(args: &FidArgs, device: &B::Device) -> Result<()> {

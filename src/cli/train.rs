@@ -420,6 +420,9 @@ fn part_f64(arrays: &[(String, NpyArray)], name: &str, len: usize, dir: &Path) -
     Ok(v)
 }
 
+/// The parts folder of `nsgf sample --out X`: `X.parts`.
+const SAMPLE_PARTS: &str = ".parts";
+
 /// The progress bar of `nsgf sample` on images.
 const SAMPLE_BAR: &str = "sample {bar:30} {pos}/{len} {per_sec} eta {eta}";
 
@@ -467,7 +470,10 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                 nsgfpp::sample_many(&run, args.n, batch, Some(schedule), args.seed, &dev, |_| {})?;
             anyhow::Ok((out, None, None))
         } else {
-            let parts = Parts::open(Parts::beside(&args.out), &draw_key(&args, "nsgfpp")?)?;
+            let parts = Parts::open(
+                Parts::beside(&args.out, SAMPLE_PARTS),
+                &draw_key(&args, "nsgfpp")?,
+            )?;
             let got = parts.draw(
                 args.n,
                 part_rows(&args, batch)?,
@@ -496,7 +502,7 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                 },
             )?;
             pb.finish_and_clear();
-            let dir = Parts::beside(&args.out);
+            let dir = Parts::beside(&args.out, SAMPLE_PARTS);
             let mut out = nsgfpp::SampledRows {
                 x: Vec::new(),
                 after_nsgf: Vec::new(),
@@ -674,7 +680,10 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             let (x, nfe) = cfm::sample_many(&run, args.n, batch, how, args.seed, &dev, |_| {})?;
             anyhow::Ok((x, nfe, None, None))
         } else {
-            let parts = Parts::open(Parts::beside(&args.out), &draw_key(&args, "cfm")?)?;
+            let parts = Parts::open(
+                Parts::beside(&args.out, SAMPLE_PARTS),
+                &draw_key(&args, "cfm")?,
+            )?;
             let got = parts.draw(
                 args.n,
                 part_rows(&args, batch)?,
@@ -693,7 +702,7 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
                 },
             )?;
             pb.finish_and_clear();
-            let dir = Parts::beside(&args.out);
+            let dir = Parts::beside(&args.out, SAMPLE_PARTS);
             let (mut x, mut nfe) = (Vec::new(), 0.0);
             for (m, part) in &got {
                 x.extend(part_f32(part, "x", &dir)?);

@@ -16,10 +16,10 @@ pub struct Parts {
 }
 
 impl Parts {
-    /// The parts folder of an output file: `<out>.parts` beside it.
-    pub fn beside(out: &Path) -> PathBuf {
-        let mut name = out.as_os_str().to_owned();
-        name.push(".parts");
+    /// A parts folder named after a file, beside it: `<file><suffix>` (e.g. `.parts`).
+    pub fn beside(file: &Path, suffix: &str) -> PathBuf {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
         PathBuf::from(name)
     }
 
@@ -126,7 +126,7 @@ mod tests {
     fn parts_persist_under_their_key_and_are_dropped_under_another() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("samples.npy");
-        let dir = Parts::beside(&out);
+        let dir = Parts::beside(&out, ".parts");
         assert_eq!(dir, tmp.path().join("samples.npy.parts"));
         let parts = Parts::open(dir.clone(), "draw A").unwrap();
         assert!(parts.get(0).is_none());

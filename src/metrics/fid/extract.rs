@@ -81,6 +81,33 @@ pub fn compute_features<B: NnBackend>(
     Ok(feats)
 }
 
+/// pool3 features of images `rows` of `source`, `(rows.len(), 2048)` row-major, in batches of
+/// `batch_size` from `rows.start` (the batches [`compute_statistics`] would run when
+/// `rows.start` is a multiple of `batch_size`); `progress` receives the rows finished.
+pub fn compute_features_rows<B: NnBackend>(
+    model: &FidInception<B>,
+    source: &ImageSource,
+    rows: std::ops::Range<usize>,
+    batch_size: usize,
+    device: &B::Device,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<f32>> {
+    if batch_size == 0 || rows.end > source.len() {
+        return Err(NsgfError::Param(format!(
+            "images {rows:?} of {} in batches of {batch_size}",
+            source.len()
+        )));
+    }
+    let mut feats = Vec::with_capacity(rows.len() * FEATURE_DIM);
+    for start in rows.clone().step_by(batch_size) {
+        let end = (start + batch_size).min(rows.end);
+        let batch = source.batch(start, end)?;
+        feats.extend(extract_batch(model, &batch, device)?.pool3);
+        progress(end - rows.start);
+    }
+    Ok(feats)
+}
+
 /// FID statistics (mean, covariance of the pool3 features) of an image set; needs at least 2
 /// images. Features are accumulated batch by batch, never all held.
 pub fn compute_statistics<B: NnBackend>(

@@ -17,7 +17,10 @@ pub mod preprocess;
 pub mod stats;
 pub mod weights;
 
-pub use extract::{compute_features, compute_inception_score, compute_statistics, extract_batch};
+pub use extract::{
+    compute_features, compute_features_rows, compute_inception_score, compute_statistics,
+    extract_batch,
+};
 pub use frechet::{frechet_distance, FrechetDistance};
 pub use inception_score::{inception_score, InceptionScore, IS_SPLITS, NO_CLASSIFIER};
 pub use preprocess::preprocess;
