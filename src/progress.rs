@@ -17,7 +17,9 @@ pub struct Progress {
 struct LogLines {
     what: String,
     len: u64,
-    t0: Instant,
+    /// The first position reported and when: the rate counts from there (work done before,
+    /// e.g. parts of an interrupted run reused at once, does not inflate it).
+    first: Cell<Option<(u64, Instant)>>,
     /// The tenth of the way (1..=10) whose line comes next.
     next_tenth: Cell<u64>,
 }
@@ -56,6 +58,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
+            bar.set_message(what.into());
             return Self { bar, log: None };
         }
         Self {
@@ -63,7 +66,7 @@ impl Progress {
             log: Some(LogLines {
                 what: what.into(),
                 len,
-                t0: Instant::now(),
+                first: Cell::new(None),
                 next_tenth: Cell::new(1),
             }),
         }
@@ -80,19 +83,28 @@ impl Progress {
     /// The log line due at `pos`, if one is (at most one per call: the latest tenth passed).
     fn log_line(&self, pos: u64) -> Option<String> {
         let l = self.log.as_ref()?;
+        let (p0, t0) = match l.first.get() {
+            Some(f) => f,
+            None => {
+                let f = (pos, Instant::now());
+                l.first.set(Some(f));
+                f
+            }
+        };
         let tenth = (pos.min(l.len) * 10 / l.len).min(10);
         if tenth < l.next_tenth.get() {
             return None;
         }
         l.next_tenth.set(tenth + 1);
-        let secs = l.t0.elapsed().as_secs_f64();
-        let rate = pos as f64 / secs.max(1e-9);
-        let left = (l.len - pos.min(l.len)) as f64 / rate.max(1e-9);
+        let head = format!("{}: {pos}/{} ({}%)", l.what, l.len, tenth * 10);
+        let secs = t0.elapsed().as_secs_f64();
+        if pos <= p0 || secs <= 0.0 {
+            return Some(head);
+        }
+        let rate = (pos - p0) as f64 / secs;
+        let left = (l.len - pos.min(l.len)) as f64 / rate;
         Some(format!(
-            "{}: {pos}/{} ({}%) in {secs:.0} s, {rate:.1}/s, ~{left:.0} s left",
-            l.what,
-            l.len,
-            tenth * 10
+            "{head}, {rate:.1}/s over {secs:.0} s, ~{left:.0} s left"
         ))
     }
 
@@ -111,18 +123,27 @@ mod tests {
         let p = Progress::with_terminal(1000, true, false, "{bar}", "sample x");
         let lines: Vec<(u64, String)> = [0, 50, 99, 100, 150, 350, 360, 1000, 1000]
             .into_iter()
-            .filter_map(|pos| p.log_line(pos).map(|l| (pos, l)))
+            .filter_map(|pos| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                p.log_line(pos).map(|l| (pos, l))
+            })
             .collect();
         let at: Vec<u64> = lines.iter().map(|(p, _)| *p).collect();
         // 100 crosses 10 %, 350 crosses 20 % and 30 % (one line), 1000 ends it (once).
         assert_eq!(at, [100, 350, 1000]);
+        let l = &lines[1].1;
         assert!(
-            lines[1].1.starts_with("sample x: 350/1000 (30%) in "),
-            "{}",
-            lines[1].1
+            l.starts_with("sample x: 350/1000 (30%), ") && l.contains("/s over "),
+            "{l}"
         );
-        assert!(lines[2].1.contains("1000/1000 (100%)"), "{}", lines[2].1);
-        assert!(lines[2].1.ends_with("~0 s left"), "{}", lines[2].1);
+        let l = &lines[2].1;
+        assert!(
+            l.contains("1000/1000 (100%)") && l.ends_with("~0 s left"),
+            "{l}"
+        );
+        // Resumed work reported at once (the first position, 400 of 1000) gives no rate yet.
+        let p = Progress::with_terminal(1000, true, false, "{bar}", "x");
+        assert_eq!(p.log_line(400).unwrap(), "x: 400/1000 (40%)");
     }
 
     #[test]

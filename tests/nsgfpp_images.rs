@@ -154,13 +154,14 @@ fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
         .arg(&npy)
         .arg("--grid")
         .arg(&grid)
+        .env("RUST_LOG", "warn,nsgf=info")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("NFE = 7"), "{stderr}");
     // Not on a terminal: the progress goes to the log as lines, the last one at 100 %.
-    assert!(stderr.contains(": 6/6 (100%) in "), "{stderr}");
+    assert!(stderr.contains(": 6/6 (100%)"), "{stderr}");
     let arr = nsgf::data::images::read_image_npy(&npy).unwrap();
     assert_eq!((arr.n, arr.height, arr.width, arr.channels), (6, 16, 16, 1));
     let g = image::open(&grid).unwrap();
@@ -188,8 +189,8 @@ fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
         "{stderr}"
     );
 
-    // Drawn in parts (`<out>.parts/`, 2 rows each): the same samples as in one part, and the
-    // parts folder is gone afterwards.
+    // Drawn in parts (`<out>.parts/`, 4 rows = 2 batches each): the same samples as in one
+    // part, and the parts folder is gone afterwards.
     let sample = |out: &Path, part_rows: &str| {
         Command::new(bin)
             .args(["sample", "--run"])
@@ -211,13 +212,23 @@ fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
     };
     let (one, three) = (dir.path().join("one.npy"), dir.path().join("three.npy"));
     assert!(sample(&one, "6").status.success());
-    assert!(sample(&three, "2").status.success());
+    assert!(sample(&three, "4").status.success());
     let read = |p: &Path| nsgf::data::images::read_image_npy(p).unwrap().data;
     assert_eq!(read(&one), read(&three));
     assert!(!dir.path().join("three.npy.parts").exists());
     let out = sample(&dir.path().join("x.npy"), "3");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of --batch 2"));
+    assert!(!dir.path().join("x.npy.parts").exists());
+    let out = Command::new(bin)
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args(["--n", "0", "--out"])
+        .arg(dir.path().join("none.npy"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--n must be at least 1"));
 
     // Interrupted after its parts were written (here: the final write fails, the output path
     // being a folder), the draw resumes from them: part 1, overwritten with zeros, comes back

@@ -265,7 +265,7 @@ fn spawn_child(a: &Table1Args, problem: &str, log: &std::path::Path) -> Result<C
                 // the SIGTERM itself: it checkpoints and exits instead of training on, orphaned.
                 // (The signal follows the spawning *thread*: children are spawned from the
                 // thread that runs the command and outlives them.)
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent died before the prctl: do not start at all.

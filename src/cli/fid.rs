@@ -130,11 +130,13 @@ fn statistics<B: nsgf::models::ops::NnBackend>(
     // statistics are done, so an interrupted run resumes; accumulated batch by batch in order,
     // the statistics equal those of one pass bit for bit.
     let size = batch_size * 1000usize.div_ceil(batch_size.max(1));
-    let got = parts
+    let mut acc = fid::StatsAccumulator::new(FEATURE_DIM);
+    let dir = Parts::beside(path, FID_PARTS);
+    parts
         .draw(
             images.len(),
             size,
-            |d| bar.set_position(d as u64),
+            &[],
             |rows| {
                 let (start, m) = (rows.start, rows.len());
                 let f =
@@ -143,16 +145,16 @@ fn statistics<B: nsgf::models::ops::NnBackend>(
                     })?;
                 Ok(vec![("x", NpyArray::f32(vec![m, FEATURE_DIM], f))])
             },
+            |rows, part| {
+                for batch in part_f32(&part, "x", &dir)?.chunks(batch_size * FEATURE_DIM) {
+                    acc.push(batch)?;
+                }
+                bar.set_position(rows.end as u64);
+                Ok(())
+            },
         )
         .with_context(|| format!("computing the features of {}", path.display()))?;
     bar.finish_and_clear();
-    let mut acc = fid::StatsAccumulator::new(FEATURE_DIM);
-    let dir = Parts::beside(path, FID_PARTS);
-    for (_, part) in &got {
-        for batch in part_f32(part, "x", &dir)?.chunks(batch_size * FEATURE_DIM) {
-            acc.push(batch)?;
-        }
-    }
     let stats = acc
         .finish()
         .with_context(|| format!("computing the statistics of {}", path.display()))?;
@@ -171,7 +173,11 @@ fn feature_parts<B: nsgf::models::ops::NnBackend>(
     weights: Option<&Path>,
     batch_size: usize,
 ) -> Option<Parts> {
-    if !path.is_file() || path.extension().is_none_or(|e| e != "npy") {
+    if !path.is_file()
+        || path
+            .extension()
+            .is_none_or(|e| !e.eq_ignore_ascii_case("npy"))
+    {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
@@ -180,9 +186,31 @@ fn feature_parts<B: nsgf::models::ops::NnBackend>(
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
     });
     let weights = fid::resolve_weights(weights).ok()?;
+    // The weights by their files' names, sizes and modification times.
+    let mut files: Vec<PathBuf> = if weights.is_dir() {
+        std::fs::read_dir(&weights)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    } else {
+        vec![weights.clone()]
+    };
+    files.sort();
+    let mut stamp = String::new();
+    for f in files.iter().filter(|f| f.is_file()) {
+        let meta = std::fs::metadata(f).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        stamp += &format!("\n  {} {} {mtime}", f.display(), meta.len());
+    }
     let key = format!(
-        "nsgf eval fid: Inception pool3 features\nimages = {} ({} bytes, fnv {hash:016x})\n\
-         weights = {}\nbatch_size = {batch_size}\nbackend = {}\n",
+        "nsgf eval fid: Inception pool3 features, nsgf {}\nimages = {} ({} bytes, fnv \
+         {hash:016x})\nweights = {}{stamp}\nbatch_size = {batch_size}\nbackend = {}\n",
+        env!("CARGO_PKG_VERSION"),
         path.display(),
         bytes.len(),
         weights.display(),

@@ -5,7 +5,7 @@ use clap::Args;
 use nsgf::backend::DeviceKind;
 use nsgf::convert::to_f32_vec;
 use nsgf::flows::samplers::Solver;
-use nsgf::io::parts::{part_f32, Parts};
+use nsgf::io::parts::{part_f32, part_f64, Parts};
 use nsgf::io::{write_npy, NpyArray};
 use nsgf::models::ops::NnAutodiffBackend;
 use nsgf::progress::Progress;
@@ -238,7 +238,7 @@ fn write_image_samples(
         write_png_folder(out, &images)?;
     }
     if let Some(png) = grid {
-        let k = n.min(40);
+        let k = n.min(GRID_ROWS);
         let mut blocks = Vec::new();
         if let Some(b) = before {
             blocks.push(unit_nchw_to_images(&b[..k * d], [k, c, h, w])?);
@@ -302,6 +302,7 @@ pub struct SampleArgs {
 }
 
 pub fn sample(args: SampleArgs) -> Result<()> {
+    anyhow::ensure!(args.n > 0, "--n must be at least 1");
     let config = args.run.join(nsgf::train::checkpoint::CONFIG_FILE);
     match nsgfpp::config_method(&read_text(&config)?).as_deref() {
         Some("nsgfpp") => return sample_nsgfpp(args),
@@ -362,36 +363,55 @@ fn part_rows(args: &SampleArgs, batch: usize) -> Result<usize> {
 /// settings and the run's checkpoint (its `config.toml` and every `state.json`, which hash the
 /// weights' files), so that parts of another draw, or of a run trained further, are not reused.
 fn draw_key(args: &SampleArgs, method: &str) -> Result<String> {
-    let mut files = vec![args.run.join(nsgf::train::checkpoint::CONFIG_FILE)];
+    // The run's files that sampling reads: config.toml and each network's state.json by their
+    // contents, its weights by name, size and modification time.
+    let mut files = Vec::new();
     let mut dirs = vec![args.run.clone()];
-    for e in std::fs::read_dir(&args.run)
-        .with_context(|| format!("reading {}", args.run.display()))?
-        .flatten()
-    {
-        if e.path().is_dir() {
-            dirs.push(e.path());
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() && dir == args.run {
+                dirs.push(p);
+            } else if p.is_file() {
+                files.push(p);
+            }
         }
     }
-    dirs.sort();
-    files.extend(
-        dirs.iter()
-            .map(|d| d.join("state.json"))
-            .filter(|p| p.exists()),
-    );
-    // FNV-1a, 64 bit, over the files' names and contents.
+    files.sort();
+    // FNV-1a, 64 bit.
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for f in &files {
-        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        let name = f.strip_prefix(&args.run).unwrap_or(f).display().to_string();
-        for &b in name.as_bytes().iter().chain(&text) {
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
             hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for f in &files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let rel = f.strip_prefix(&args.run).unwrap_or(f).display().to_string();
+        if name == nsgf::train::checkpoint::CONFIG_FILE || name == "state.json" {
+            eat(rel.as_bytes());
+            eat(&std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        } else if name.ends_with(".safetensors") {
+            let meta = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            eat(format!("{rel} {} {mtime}", meta.len()).as_bytes());
         }
     }
     Ok(format!(
-        "nsgf sample ({method})\nrun = {}\ncheckpoint = {hash:016x}\nn = {}\nbatch = {}\n\
+        "nsgf sample ({method}), nsgf {}\ncheckpoint = {hash:016x}\nn = {}\nbatch = {}\n\
          part_rows = {:?}\nseed = {}\nsteps = {}\nnfe = {:?}\ntol = {:?}\nsolver = {:?}\n\
          device = {:?}\n",
-        args.run.display(),
+        env!("CARGO_PKG_VERSION"),
         args.n,
         args.batch,
         args.part_rows,
@@ -404,21 +424,8 @@ fn draw_key(args: &SampleArgs, method: &str) -> Result<String> {
     ))
 }
 
-/// Array `name` of a part as f64, of `len` values (a clear error otherwise).
-fn part_f64(arrays: &[(String, NpyArray)], name: &str, len: usize, dir: &Path) -> Result<Vec<f64>> {
-    let v = arrays
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, a)| a.to_f64())
-        .with_context(|| format!("{}: a part has no array {name}", dir.display()))?;
-    anyhow::ensure!(
-        v.len() == len,
-        "{}: a part's {name} has {} values, expected {len}",
-        dir.display(),
-        v.len()
-    );
-    Ok(v)
-}
+/// Rows of the Fig. 5 grid (`--grid`): the first samples.
+const GRID_ROWS: usize = 40;
 
 /// The parts folder of `nsgf sample --out X`: `X.parts`.
 const SAMPLE_PARTS: &str = ".parts";
@@ -451,8 +458,11 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
         Some(tol) => NsfSchedule::Adaptive(tol),
         None => NsfSchedule::Steps(steps),
     };
+    // Before the weights are read (a checkpoint written in between changes the key).
+    let key = draw_key(&args, "nsgfpp")?;
     let (out, shape, parts) = nsgf::with_backend!(args.device, |B, dev| {
         let mut run = nsgfpp::load_run::<B>(&args.run, &dev)?;
+        let d = run.config.image_shape.map_or(2, |s| s.iter().product());
         run.config.sampling.solver = args.solver;
         let batch = if run.config.is_image() {
             args.batch
@@ -470,14 +480,19 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                 nsgfpp::sample_many(&run, args.n, batch, Some(schedule), args.seed, &dev, |_| {})?;
             anyhow::Ok((out, None, None))
         } else {
-            let parts = Parts::open(
-                Parts::beside(&args.out, SAMPLE_PARTS),
-                &draw_key(&args, "nsgfpp")?,
-            )?;
-            let got = parts.draw(
+            let size = part_rows(&args, batch)?;
+            let parts = Parts::open(Parts::beside(&args.out, SAMPLE_PARTS), &key)?;
+            let mut out = nsgfpp::SampledRows {
+                x: Vec::with_capacity(args.n * d),
+                after_nsgf: Vec::new(),
+                t_hat: Vec::with_capacity(args.n),
+                nfe: 0,
+                mean_nfe: 0.0,
+            };
+            parts.draw(
                 args.n,
-                part_rows(&args, batch)?,
-                |d| pb.set_position(d as u64),
+                size,
+                &["after_nsgf", "t_hat", "nfe"],
                 |rows| {
                     let (start, m) = (rows.start, rows.len());
                     let s = nsgfpp::sample_rows(
@@ -487,12 +502,16 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                         Some(schedule),
                         args.seed,
                         &dev,
-                        |d| pb.set_position((start + d) as u64),
+                        |k| pb.set_position((start + k) as u64),
                     )?;
-                    let d = s.x.len() / m;
+                    // The states after the NSGF phase serve the grid only: its first rows.
+                    let keep = GRID_ROWS.saturating_sub(start).min(m);
                     Ok(vec![
                         ("x", NpyArray::f32(vec![m, d], s.x)),
-                        ("after_nsgf", NpyArray::f32(vec![m, d], s.after_nsgf)),
+                        (
+                            "after_nsgf",
+                            NpyArray::f32(vec![keep, d], s.after_nsgf[..keep * d].to_vec()),
+                        ),
                         ("t_hat", NpyArray::f32(vec![m], s.t_hat)),
                         (
                             "nfe",
@@ -500,24 +519,19 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                         ),
                     ])
                 },
+                |rows, part| {
+                    let dir = Parts::beside(&args.out, SAMPLE_PARTS);
+                    out.x.extend(part_f32(&part, "x", &dir)?);
+                    out.after_nsgf.extend(part_f32(&part, "after_nsgf", &dir)?);
+                    out.t_hat.extend(part_f32(&part, "t_hat", &dir)?);
+                    let nfe = part_f64(&part, "nfe", 2, &dir)?;
+                    out.nfe = out.nfe.max(nfe[0] as usize);
+                    out.mean_nfe += nfe[1] * rows.len() as f64 / args.n as f64;
+                    pb.set_position(rows.end as u64);
+                    Ok(())
+                },
             )?;
             pb.finish_and_clear();
-            let dir = Parts::beside(&args.out, SAMPLE_PARTS);
-            let mut out = nsgfpp::SampledRows {
-                x: Vec::new(),
-                after_nsgf: Vec::new(),
-                t_hat: Vec::new(),
-                nfe: 0,
-                mean_nfe: 0.0,
-            };
-            for (m, part) in &got {
-                out.x.extend(part_f32(part, "x", &dir)?);
-                out.after_nsgf.extend(part_f32(part, "after_nsgf", &dir)?);
-                out.t_hat.extend(part_f32(part, "t_hat", &dir)?);
-                let nfe = part_f64(part, "nfe", 2, &dir)?;
-                out.nfe = out.nfe.max(nfe[0] as usize);
-                out.mean_nfe += nfe[1] * *m as f64 / args.n as f64;
-            }
             anyhow::Ok((out, run.config.image_shape, Some(parts)))
         }
     })?;
@@ -656,8 +670,10 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             args.solver
         ),
     };
+    let key = draw_key(&args, "cfm")?;
     let (x, nfe, shape, parts) = nsgf::with_backend!(args.device, |B, dev| {
         let run = cfm::load_run::<B>(&args.run, &dev)?;
+        let d = run.config.image_shape.map_or(2, |s| s.iter().product());
         let batch = if run.config.is_image() {
             args.batch
         } else {
@@ -680,34 +696,33 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             let (x, nfe) = cfm::sample_many(&run, args.n, batch, how, args.seed, &dev, |_| {})?;
             anyhow::Ok((x, nfe, None, None))
         } else {
-            let parts = Parts::open(
-                Parts::beside(&args.out, SAMPLE_PARTS),
-                &draw_key(&args, "cfm")?,
-            )?;
-            let got = parts.draw(
+            let size = part_rows(&args, batch)?;
+            let parts = Parts::open(Parts::beside(&args.out, SAMPLE_PARTS), &key)?;
+            let (mut x, mut nfe) = (Vec::with_capacity(args.n * d), 0.0);
+            parts.draw(
                 args.n,
-                part_rows(&args, batch)?,
-                |d| pb.set_position(d as u64),
+                size,
+                &["nfe"],
                 |rows| {
                     let (start, m) = (rows.start, rows.len());
                     let (x, nfe) =
-                        cfm::sample_rows(&run, rows, batch, how, args.seed, &dev, |d| {
-                            pb.set_position((start + d) as u64)
+                        cfm::sample_rows(&run, rows, batch, how, args.seed, &dev, |k| {
+                            pb.set_position((start + k) as u64)
                         })?;
-                    let d = x.len() / m;
                     Ok(vec![
                         ("x", NpyArray::f32(vec![m, d], x)),
                         ("nfe", NpyArray::f64(vec![1], vec![nfe])),
                     ])
                 },
+                |rows, part| {
+                    let dir = Parts::beside(&args.out, SAMPLE_PARTS);
+                    x.extend(part_f32(&part, "x", &dir)?);
+                    nfe += part_f64(&part, "nfe", 1, &dir)?[0] * rows.len() as f64 / args.n as f64;
+                    pb.set_position(rows.end as u64);
+                    Ok(())
+                },
             )?;
             pb.finish_and_clear();
-            let dir = Parts::beside(&args.out, SAMPLE_PARTS);
-            let (mut x, mut nfe) = (Vec::new(), 0.0);
-            for (m, part) in &got {
-                x.extend(part_f32(part, "x", &dir)?);
-                nfe += part_f64(part, "nfe", 1, &dir)?[0] * *m as f64 / args.n as f64;
-            }
             anyhow::Ok((x, nfe, run.config.image_shape, Some(parts)))
         }
     })?;

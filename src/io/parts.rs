@@ -1,7 +1,8 @@
 //! A long computation written in parts, so that an interrupted one resumes: a folder holds
 //! `key.txt` (what is being computed: its inputs and settings) and `part-<i>.npz` (the named
-//! arrays of part `i`), each file written atomically. Opened for another key, the folder is
-//! emptied first, so stale parts are never mixed into a different computation.
+//! arrays of part `i`), each file written atomically. Opened for another key, the folder's
+//! parts are deleted first, so stale parts are never mixed into a different computation. One
+//! process per folder: two runs writing the same output at once are not guarded against.
 
 use super::npy::{read_npz, write_atomic, write_npz, NpyArray};
 use crate::error::{NsgfError, Result};
@@ -15,26 +16,59 @@ pub struct Parts {
     dir: PathBuf,
 }
 
+/// A part's arrays, by name.
+pub type NamedArrays = Vec<(String, NpyArray)>;
+
 impl Parts {
-    /// A parts folder named after a file, beside it: `<file><suffix>` (e.g. `.parts`).
+    /// A parts folder named after a file or folder, beside it: `<file><suffix>` (e.g.
+    /// `.parts`; a trailing `/` of `file` is ignored).
     pub fn beside(file: &Path, suffix: &str) -> PathBuf {
-        let mut name = file.as_os_str().to_owned();
+        let mut name = file.components().as_path().as_os_str().to_owned();
         name.push(suffix);
         PathBuf::from(name)
     }
 
-    /// Opens `dir` for the computation described by `key` (made if missing; emptied when it
-    /// holds another key's parts).
+    /// Opens `dir` for the computation described by `key` (made if missing). A folder of
+    /// another key's parts has them deleted; a non-empty folder that is not a parts folder (no
+    /// `key.txt`) is an error, never emptied.
     pub fn open(dir: PathBuf, key: &str) -> Result<Self> {
         let key_path = dir.join(KEY_FILE);
-        if dir.exists() && std::fs::read_to_string(&key_path).ok().as_deref() != Some(key) {
-            std::fs::remove_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
+        if dir.exists() {
+            match std::fs::read_to_string(&key_path) {
+                Ok(k) if k == key => return Ok(Self { dir }),
+                Ok(_) => Self::clear(&dir)?,
+                Err(_) => {
+                    let empty = std::fs::read_dir(&dir)
+                        .map_err(|e| NsgfError::io(&dir, e))?
+                        .next()
+                        .is_none();
+                    if !empty {
+                        return Err(NsgfError::format(
+                            &dir,
+                            "is in the way of a parts folder (it has no key.txt): move it away",
+                        ));
+                    }
+                }
+            }
         }
         std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
-        if !key_path.exists() {
-            write_atomic(&key_path, key.as_bytes())?;
-        }
+        write_atomic(&key_path, key.as_bytes())?;
         Ok(Self { dir })
+    }
+
+    /// Deletes the files of a parts folder: its key, its parts and their temporary files.
+    fn clear(dir: &Path) -> Result<()> {
+        for e in std::fs::read_dir(dir).map_err(|e| NsgfError::io(dir, e))? {
+            let e = e.map_err(|e| NsgfError::io(dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = name == KEY_FILE
+                || (name.starts_with("part-") && name.ends_with(".npz"))
+                || (name.starts_with('.') && name.ends_with(".tmp"));
+            if ours {
+                std::fs::remove_file(e.path()).map_err(|err| NsgfError::io(e.path(), err))?;
+            }
+        }
+        Ok(())
     }
 
     fn path(&self, i: usize) -> PathBuf {
@@ -43,7 +77,7 @@ impl Parts {
 
     /// Part `i`'s arrays, or `None` when it has not been written (an unreadable part counts as
     /// not written, with a warning: it is computed again).
-    pub fn get(&self, i: usize) -> Option<Vec<(String, NpyArray)>> {
+    pub fn get(&self, i: usize) -> Option<NamedArrays> {
         let p = self.path(i);
         if !p.exists() {
             return None;
@@ -62,51 +96,73 @@ impl Parts {
         write_npz(self.path(i), arrays)
     }
 
-    /// Removes the folder once the whole result is written elsewhere.
-    pub fn finish(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir).map_err(|e| NsgfError::io(&self.dir, e))
-    }
-}
-
-/// A part's arrays, by name.
-pub type NamedArrays = Vec<(String, NpyArray)>;
-
-impl Parts {
-    /// Computes rows `0..n` in parts of `size` rows: `draw(rows)` gives a part's named arrays,
-    /// among them `x` with one row per sample. The parts already written are reused, each new
-    /// one is written as soon as it is drawn, so an interrupted computation run again with the
-    /// same key resumes. `done(rows)` after each part. Returns each part's row count and
-    /// arrays, in order.
+    /// Computes rows `0..n` (`n ≥ 1`) in parts of `size` rows. `draw(rows)` gives a part's
+    /// named arrays: `x` with one row per sample, and every name in `required`. The parts
+    /// already written are reused (one without `x` of the part's length or without a
+    /// `required` array is drawn again), each new one is written as soon as it is drawn, so
+    /// that an interrupted computation run again with the same key resumes. `each(rows, arrays)`
+    /// receives the parts in order, one at a time.
     pub fn draw(
         &self,
         n: usize,
         size: usize,
-        mut done: impl FnMut(usize),
+        required: &[&str],
         mut draw: impl FnMut(std::ops::Range<usize>) -> Result<Vec<(&'static str, NpyArray)>>,
-    ) -> Result<Vec<(usize, NamedArrays)>> {
+        mut each: impl FnMut(std::ops::Range<usize>, NamedArrays) -> Result<()>,
+    ) -> Result<()> {
+        if n == 0 {
+            return Err(NsgfError::Param("nothing to compute: 0 rows".into()));
+        }
         let size = size.max(1);
-        let mut all = Vec::new();
         for (i, start) in (0..n).step_by(size).enumerate() {
             let rows = start..(start + size).min(n);
             let m = rows.len();
-            // A part of the wrong length (it cannot be one of this key's) is drawn again.
-            let saved = self.get(i).filter(|a| {
+            let whole = |a: &NamedArrays| {
                 a.iter()
                     .any(|(k, v)| k == "x" && v.shape.first() == Some(&m))
-            });
-            let arrays = match saved {
+                    && required.iter().all(|r| a.iter().any(|(k, _)| k == r))
+            };
+            let arrays = match self.get(i).filter(whole) {
                 Some(a) => a,
                 None => {
-                    let a = draw(rows)?;
+                    let a = draw(rows.clone())?;
                     self.put(i, &a)?;
                     a.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
                 }
             };
-            done(start + m);
-            all.push((m, arrays));
+            each(rows, arrays)?;
         }
-        Ok(all)
+        Ok(())
     }
+
+    /// Removes the folder once the whole result is written elsewhere (already gone: fine).
+    pub fn finish(self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NsgfError::io(&self.dir, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Array `name` of a part as f64, of `len` values (a clear error otherwise).
+pub fn part_f64(
+    arrays: &[(String, NpyArray)],
+    name: &str,
+    len: usize,
+    dir: &Path,
+) -> Result<Vec<f64>> {
+    let v = arrays
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, a)| a.to_f64())
+        .ok_or_else(|| NsgfError::format(dir, format!("a part has no array {name}")))?;
+    if v.len() != len {
+        return Err(NsgfError::format(
+            dir,
+            format!("a part's {name} has {} values, expected {len}", v.len()),
+        ));
+    }
+    Ok(v)
 }
 
 /// Array `name` of a part, as f32 (a clear error when missing).
@@ -128,6 +184,11 @@ mod tests {
         let out = tmp.path().join("samples.npy");
         let dir = Parts::beside(&out, ".parts");
         assert_eq!(dir, tmp.path().join("samples.npy.parts"));
+        let slash = tmp.path().join("pngs/");
+        assert_eq!(
+            Parts::beside(&slash, ".parts"),
+            tmp.path().join("pngs.parts")
+        );
         let parts = Parts::open(dir.clone(), "draw A").unwrap();
         assert!(parts.get(0).is_none());
         parts
@@ -141,15 +202,25 @@ mod tests {
         // A corrupt part is computed again, not trusted.
         std::fs::write(dir.join("part-00001.npz"), b"not a zip").unwrap();
         assert!(parts.get(1).is_none());
-        // Another key: the old parts are gone.
+        // Another key: the old parts are gone, a file that is not ours stays.
+        std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
         let parts = Parts::open(dir.clone(), "draw B").unwrap();
-        assert!(parts.get(0).is_none());
+        assert!(parts.get(0).is_none() && parts.get(1).is_none());
         assert_eq!(
             std::fs::read_to_string(dir.join(KEY_FILE)).unwrap(),
             "draw B"
         );
+        assert!(dir.join("notes.txt").exists());
         parts.finish().unwrap();
         assert!(!dir.exists());
+        // Finishing a folder that is already gone is fine.
+        Parts { dir: dir.clone() }.finish().unwrap();
+        // A folder in the way that is not a parts folder is an error, left as it is.
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("precious.png"), b"x").unwrap();
+        let e = Parts::open(dir.clone(), "draw C").unwrap_err().to_string();
+        assert!(e.contains("no key.txt"), "{e}");
+        assert!(dir.join("precious.png").exists());
     }
 
     /// A draw that fails in its third part resumes from the two written: only the missing
@@ -159,54 +230,60 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let rows_of = |r: std::ops::Range<usize>| {
             let x: Vec<f32> = r.clone().map(|i| i as f32).collect();
-            Ok(vec![("x", NpyArray::f32(vec![r.len(), 1], x))])
+            Ok(vec![
+                ("x", NpyArray::f32(vec![r.len(), 1], x)),
+                ("nfe", NpyArray::f64(vec![1], vec![r.len() as f64])),
+            ])
         };
-        let whole = Parts::open(tmp.path().join("a"), "k")
-            .unwrap()
-            .draw(7, 3, |_| {}, rows_of)
-            .unwrap();
+        let collect = |parts: &Parts,
+                       draw: &mut dyn FnMut(
+            std::ops::Range<usize>,
+        ) -> Result<Vec<(&'static str, NpyArray)>>| {
+            let mut got = Vec::new();
+            parts
+                .draw(7, 3, &["nfe"], draw, |r, a| {
+                    got.push((r, part_f32(&a, "x", Path::new("x"))?));
+                    Ok(())
+                })
+                .map(|()| got)
+        };
+        let whole = collect(&Parts::open(tmp.path().join("a"), "k").unwrap(), &mut |r| {
+            rows_of(r)
+        })
+        .unwrap();
         let parts = Parts::open(tmp.path().join("b"), "k").unwrap();
         let mut drawn = Vec::new();
-        let err = parts.draw(
-            7,
-            3,
-            |_| {},
-            |r| {
-                drawn.push(r.clone());
-                if r.start == 6 {
-                    return Err(NsgfError::Other("stopped".into()));
-                }
-                rows_of(r)
-            },
-        );
+        let err = collect(&parts, &mut |r| {
+            drawn.push(r.clone());
+            if r.start == 6 {
+                return Err(NsgfError::Other("stopped".into()));
+            }
+            rows_of(r)
+        });
         assert!(err.is_err());
+        assert_eq!(drawn, [0..3, 3..6, 6..7]);
+        // Part 1 lost its `nfe` array: it is drawn again too.
+        let p1 = tmp.path().join("b/part-00001.npz");
+        write_npz(
+            &p1,
+            &[("x", NpyArray::f32(vec![3, 1], vec![3.0, 4.0, 5.0]))],
+        )
+        .unwrap();
         let parts = Parts::open(tmp.path().join("b"), "k").unwrap();
         let mut again = Vec::new();
-        let mut done = Vec::new();
-        let resumed = parts
-            .draw(
-                7,
-                3,
-                |d| done.push(d),
-                |r| {
-                    again.push(r.clone());
-                    rows_of(r)
-                },
-            )
-            .unwrap();
-        assert_eq!(drawn, [0..3, 3..6, 6..7]);
-        assert_eq!(again, vec![6..7]);
-        assert_eq!(done, [3, 6, 7]);
-        let flat = |p: &[(usize, NamedArrays)]| -> Vec<f32> {
-            p.iter()
-                .flat_map(|(_, a)| part_f32(a, "x", Path::new("x")).unwrap())
-                .collect()
-        };
-        assert_eq!(flat(&resumed), flat(&whole));
-        assert_eq!(flat(&whole), (0..7).map(|i| i as f32).collect::<Vec<_>>());
+        let resumed = collect(&parts, &mut |r| {
+            again.push(r.clone());
+            rows_of(r)
+        })
+        .unwrap();
+        assert_eq!(again, [3..6, 6..7]);
+        assert_eq!(resumed, whole);
+        let flat: Vec<f32> = whole.iter().flat_map(|(_, x)| x.clone()).collect();
+        assert_eq!(flat, (0..7).map(|i| i as f32).collect::<Vec<_>>());
         assert_eq!(
-            resumed.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
-            [3, 3, 1]
+            whole.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+            [0..3, 3..6, 6..7]
         );
+        assert!(parts.draw(0, 3, &[], rows_of, |_, _| Ok(())).is_err());
     }
 }

@@ -276,8 +276,8 @@ pub fn sample_many<B: NnBackend>(
     sample_rows(run, 0..n, batch, how, seed, device, progress)
 }
 
-/// Rows `rows` of [`sample_many`]'s output for any `n ≥ rows.end` (`rows.start` a multiple of
-/// `batch`): the draw of `n` samples in parts, each part computed on its own (an interrupted
+/// Rows `rows` of [`sample_many`]'s output (`rows.start` a multiple of `batch`, and `rows.end`
+/// a multiple of `batch` or `n`: the same batches): the draw of `n` samples in parts, each part computed on its own (an interrupted
 /// draw resumes from its finished parts). `progress(done)` counts the part's rows.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_rows<B: NnBackend>(
