@@ -380,7 +380,7 @@ steps = 3
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stderr.contains("NFE = 4"),
+        out.status.success() && stderr.contains("(NFE = 4)"),
         "{stderr}"
     );
     assert_eq!(nsgf::data::images::read_image_npy(&npy).unwrap().n, 3);
@@ -398,7 +398,7 @@ steps = 3
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stderr.contains("NFE = 6"),
+        out.status.success() && stderr.contains("(NFE = 6)"),
         "{stderr}"
     );
     let want = nsgf::data::dataset::unit_nchw_to_images(&x, [3, 1, 16, 16]).unwrap();
