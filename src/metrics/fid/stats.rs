@@ -1,6 +1,7 @@
 //! Feature statistics in f64: mean `mu = (1/n) sum x_i` and unbiased covariance
 //! `Sigma = (1/(n-1)) sum (x_i - mu)(x_i - mu)^T` (as `np.cov(x, rowvar=False)`), and their
-//! `.npz` form (`mu` (d), `sigma` (d, d), pytorch-fid's format).
+//! `.npz` form (`mu` (d), `sigma` (d, d), pytorch-fid's format; ours adds the sample count `n`
+//! as an int64 scalar, which pytorch-fid ignores).
 //!
 //! The accumulator streams batches: it shifts every feature vector by the mean `c` of the first
 //! batch, keeps `s = sum (x_i - c)` and `M = sum (x_i - c)(x_i - c)^T` (faer matmul), and
@@ -9,7 +10,7 @@
 //! need to be held in memory.
 
 use crate::error::{ensure_finite, NsgfError, Result};
-use crate::io::npy::{read_npz, write_npz, NpyArray};
+use crate::io::npy::{read_npz, write_npz, NpyArray, NpyData};
 use faer::{Accum, Mat, Par};
 use std::path::Path;
 
@@ -20,7 +21,7 @@ pub struct FeatureStats {
     pub mu: Vec<f64>,
     /// Covariance `(d, d)`, row-major, symmetric.
     pub sigma: Vec<f64>,
-    /// Number of samples (0 when unknown, e.g. read from a stats file).
+    /// Number of samples (0 when unknown, e.g. read from a stats file without `n`).
     pub n: usize,
 }
 
@@ -58,20 +59,29 @@ impl FeatureStats {
         Ok(Self { mu, sigma, n })
     }
 
-    /// Writes `mu` (f64, (d)) and `sigma` (f64, (d, d)) to an `.npz` archive.
+    /// Writes `mu` (f64, (d)), `sigma` (f64, (d, d)) and, when known (`n > 0`), `n` (int64
+    /// scalar) to an `.npz` archive.
     pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<()> {
         let d = self.dim();
-        write_npz(
-            path,
-            &[
-                ("mu", NpyArray::f64(vec![d], self.mu.clone())),
-                ("sigma", NpyArray::f64(vec![d, d], self.sigma.clone())),
-            ],
-        )
+        let mut members = vec![
+            ("mu", NpyArray::f64(vec![d], self.mu.clone())),
+            ("sigma", NpyArray::f64(vec![d, d], self.sigma.clone())),
+        ];
+        if self.n > 0 {
+            members.push((
+                "n",
+                NpyArray {
+                    shape: vec![],
+                    data: NpyData::I64(vec![self.n as i64]),
+                },
+            ));
+        }
+        write_npz(path, &members)
     }
 
     /// Reads an `.npz` holding `mu` (d) and `sigma` (d, d), float32 or float64 (pytorch-fid's
-    /// format; other members are ignored).
+    /// format), and the sample count from an optional one-element `n` (0 when absent or not a
+    /// whole non-negative number); other members are ignored.
     pub fn load_npz(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let members = read_npz(path)?;
@@ -98,7 +108,13 @@ impl FeatureStats {
                 ),
             ));
         }
-        Self::new(mu.to_f64(), sigma.to_f64(), 0)
+        let n = members
+            .iter()
+            .find(|(k, _)| k == "n")
+            .map(|(_, a)| a.to_f64())
+            .filter(|v| v.len() == 1 && v[0] >= 0.0 && v[0].fract() == 0.0)
+            .map_or(0, |v| v[0] as usize);
+        Self::new(mu.to_f64(), sigma.to_f64(), n)
             .map_err(|e| NsgfError::format(path, e.to_string()))
     }
 }
@@ -245,7 +261,18 @@ mod tests {
         let s = FeatureStats::new(vec![1.0, 2.0], vec![2.0, 0.5, 0.5, 1.0], 3).unwrap();
         s.save_npz(&p).unwrap();
         let r = FeatureStats::load_npz(&p).unwrap();
-        assert_eq!((r.mu, r.sigma), (s.mu, s.sigma));
+        assert_eq!((r.mu, r.sigma, r.n), (s.mu.clone(), s.sigma.clone(), 3));
+        // pytorch-fid's files have no `n`: unknown, 0.
+        write_npz(
+            &p,
+            &[
+                ("mu", NpyArray::f32(vec![2], vec![1.0, 2.0])),
+                ("sigma", NpyArray::f32(vec![2, 2], vec![2.0, 0.5, 0.5, 1.0])),
+            ],
+        )
+        .unwrap();
+        let r = FeatureStats::load_npz(&p).unwrap();
+        assert_eq!((r.mu, r.sigma, r.n), (s.mu, s.sigma, 0));
         write_npz(&p, &[("mu", NpyArray::f64(vec![2], vec![0.0, 0.0]))]).unwrap();
         let e = FeatureStats::load_npz(&p).unwrap_err().to_string();
         assert!(e.contains("sigma"), "{e}");
