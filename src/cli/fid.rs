@@ -181,10 +181,7 @@ fn feature_parts<B: nsgf::models::ops::NnBackend>(
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
-    // FNV-1a, 64 bit.
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = nsgf::io::fnv1a(&bytes);
     let weights = fid::resolve_weights(weights).ok()?;
     // The weights by their files' names, sizes and modification times.
     let mut files: Vec<PathBuf> = if weights.is_dir() {
@@ -199,13 +196,8 @@ fn feature_parts<B: nsgf::models::ops::NnBackend>(
     files.sort();
     let mut stamp = String::new();
     for f in files.iter().filter(|f| f.is_file()) {
-        let meta = std::fs::metadata(f).ok()?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        stamp += &format!("\n  {} {} {mtime}", f.display(), meta.len());
+        let (len, mtime) = nsgf::io::parts::file_stamp(f).ok()?;
+        stamp += &format!("\n  {} {len} {mtime}", f.display());
     }
     let key = format!(
         "nsgf eval fid: Inception pool3 features, nsgf {}\nimages = {} ({} bytes, fnv \

@@ -381,13 +381,7 @@ fn draw_key(args: &SampleArgs, method: &str) -> Result<String> {
         }
     }
     files.sort();
-    // FNV-1a, 64 bit.
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut hash = nsgf::io::Fnv1a::new();
     for f in &files {
         let name = f
             .file_name()
@@ -395,18 +389,14 @@ fn draw_key(args: &SampleArgs, method: &str) -> Result<String> {
             .unwrap_or_default();
         let rel = f.strip_prefix(&args.run).unwrap_or(f).display().to_string();
         if name == nsgf::train::checkpoint::CONFIG_FILE || name == "state.json" {
-            eat(rel.as_bytes());
-            eat(&std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+            hash.eat(rel.as_bytes());
+            hash.eat(&std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
         } else if name.ends_with(".safetensors") {
-            let meta = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            eat(format!("{rel} {} {mtime}", meta.len()).as_bytes());
+            let (len, mtime) = nsgf::io::parts::file_stamp(f)?;
+            hash.eat(format!("{rel} {len} {mtime}").as_bytes());
         }
     }
+    let hash = hash.value();
     Ok(format!(
         "nsgf sample ({method}), nsgf {}\ncheckpoint = {hash:016x}\nn = {}\nbatch = {}\n\
          part_rows = {:?}\nseed = {}\nsteps = {}\nnfe = {:?}\ntol = {:?}\nsolver = {:?}\n\
@@ -481,7 +471,8 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
             anyhow::Ok((out, None, None))
         } else {
             let size = part_rows(&args, batch)?;
-            let parts = Parts::open(Parts::beside(&args.out, SAMPLE_PARTS), &key)?;
+            let dir = Parts::beside(&args.out, SAMPLE_PARTS);
+            let parts = Parts::open(dir.clone(), &key)?;
             let mut out = nsgfpp::SampledRows {
                 x: Vec::with_capacity(args.n * d),
                 after_nsgf: Vec::new(),
@@ -520,7 +511,6 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                     ])
                 },
                 |rows, part| {
-                    let dir = Parts::beside(&args.out, SAMPLE_PARTS);
                     out.x.extend(part_f32(&part, "x", &dir)?);
                     out.after_nsgf.extend(part_f32(&part, "after_nsgf", &dir)?);
                     out.t_hat.extend(part_f32(&part, "t_hat", &dir)?);
@@ -697,7 +687,8 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             anyhow::Ok((x, nfe, None, None))
         } else {
             let size = part_rows(&args, batch)?;
-            let parts = Parts::open(Parts::beside(&args.out, SAMPLE_PARTS), &key)?;
+            let dir = Parts::beside(&args.out, SAMPLE_PARTS);
+            let parts = Parts::open(dir.clone(), &key)?;
             let (mut x, mut nfe) = (Vec::with_capacity(args.n * d), 0.0);
             parts.draw(
                 args.n,
@@ -715,7 +706,6 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
                     ])
                 },
                 |rows, part| {
-                    let dir = Parts::beside(&args.out, SAMPLE_PARTS);
                     x.extend(part_f32(&part, "x", &dir)?);
                     nfe += part_f64(&part, "nfe", 1, &dir)?[0] * rows.len() as f64 / args.n as f64;
                     pb.set_position(rows.end as u64);

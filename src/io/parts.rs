@@ -2,7 +2,8 @@
 //! `key.txt` (what is being computed: its inputs and settings) and `part-<i>.npz` (the named
 //! arrays of part `i`), each file written atomically. Opened for another key, the folder's
 //! parts are deleted first, so stale parts are never mixed into a different computation. One
-//! process per folder: two runs writing the same output at once are not guarded against.
+//! process per folder: an open `Parts` holds an advisory lock on its folder (`flock`, where the
+//! platform locks folders), and a second process opening it gets a clear error.
 
 use super::npy::{read_npz, write_atomic, write_npz, NpyArray};
 use crate::error::{NsgfError, Result};
@@ -10,10 +11,25 @@ use std::path::{Path, PathBuf};
 
 const KEY_FILE: &str = "key.txt";
 
+/// A file's size in bytes and modification time in nanoseconds since the Unix epoch (0 where
+/// the platform gives none): how a key recognises large files (weights) without reading them.
+pub fn file_stamp(path: &Path) -> Result<(u64, u128)> {
+    let meta = std::fs::metadata(path).map_err(|e| NsgfError::io(path, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok((meta.len(), mtime))
+}
+
 /// See the module doc.
 #[derive(Debug)]
 pub struct Parts {
     dir: PathBuf,
+    /// The folder, opened and exclusively locked while this value lives (`None` where the
+    /// platform cannot open or lock a folder).
+    _lock: Option<std::fs::File>,
 }
 
 /// A part's arrays, by name.
@@ -28,14 +44,24 @@ impl Parts {
         PathBuf::from(name)
     }
 
-    /// Opens `dir` for the computation described by `key` (made if missing). A folder of
-    /// another key's parts has them deleted; a non-empty folder that is not a parts folder (no
-    /// `key.txt`) is an error, never emptied.
+    /// Opens `dir` for the computation described by `key` (made if missing) and locks it for
+    /// this process (another process holding it: an error). A folder of another key's parts has
+    /// them deleted; a non-empty folder that is not a parts folder (no `key.txt`) is an error,
+    /// never emptied.
     pub fn open(dir: PathBuf, key: &str) -> Result<Self> {
         let key_path = dir.join(KEY_FILE);
-        if dir.exists() {
+        let existed = dir.exists();
+        if existed && !dir.is_dir() {
+            return Err(NsgfError::format(
+                &dir,
+                "is in the way of a parts folder (not a folder): move it away",
+            ));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
+        let lock = Self::lock(&dir)?;
+        if existed {
             match std::fs::read_to_string(&key_path) {
-                Ok(k) if k == key => return Ok(Self { dir }),
+                Ok(k) if k == key => return Ok(Self { dir, _lock: lock }),
                 Ok(_) => Self::clear(&dir)?,
                 Err(_) => {
                     let empty = std::fs::read_dir(&dir)
@@ -51,9 +77,32 @@ impl Parts {
                 }
             }
         }
-        std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
         write_atomic(&key_path, key.as_bytes())?;
-        Ok(Self { dir })
+        Ok(Self { dir, _lock: lock })
+    }
+
+    /// An exclusive advisory lock on the folder, held by the returned handle. Taken by another
+    /// process: an error. A platform that cannot open or lock a folder: no lock (logged).
+    fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
+        let file = match std::fs::File::open(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!("{}: not locked ({e})", dir.display());
+                return Ok(None);
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(NsgfError::format(
+                dir,
+                "is in use by another process computing into it (the same output twice?): \
+                 wait for it to finish or stop it",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::debug!("{}: not locked ({e})", dir.display());
+                Ok(None)
+            }
+        }
     }
 
     /// Deletes the files of a parts folder: its key, its parts and their temporary files.
@@ -195,6 +244,7 @@ mod tests {
             .put(0, &[("x", NpyArray::f32(vec![2], vec![1.0, 2.0]))])
             .unwrap();
         // Reopened with the same key: the part is there.
+        drop(parts);
         let parts = Parts::open(dir.clone(), "draw A").unwrap();
         let got = parts.get(0).unwrap();
         assert_eq!(part_f32(&got, "x", &dir).unwrap(), [1.0, 2.0]);
@@ -204,6 +254,7 @@ mod tests {
         assert!(parts.get(1).is_none());
         // Another key: the old parts are gone, a file that is not ours stays.
         std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        drop(parts);
         let parts = Parts::open(dir.clone(), "draw B").unwrap();
         assert!(parts.get(0).is_none() && parts.get(1).is_none());
         assert_eq!(
@@ -214,13 +265,47 @@ mod tests {
         parts.finish().unwrap();
         assert!(!dir.exists());
         // Finishing a folder that is already gone is fine.
-        Parts { dir: dir.clone() }.finish().unwrap();
+        Parts {
+            dir: dir.clone(),
+            _lock: None,
+        }
+        .finish()
+        .unwrap();
         // A folder in the way that is not a parts folder is an error, left as it is.
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("precious.png"), b"x").unwrap();
         let e = Parts::open(dir.clone(), "draw C").unwrap_err().to_string();
         assert!(e.contains("no key.txt"), "{e}");
         assert!(dir.join("precious.png").exists());
+    }
+
+    /// While one `Parts` holds a folder, opening it again (as a second process would: a new
+    /// open file description) is a clear error that touches nothing; once dropped, it opens.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_folder_in_use_is_not_opened_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out.npy.parts");
+        let parts = Parts::open(dir.clone(), "draw A").unwrap();
+        parts
+            .put(0, &[("x", NpyArray::f32(vec![1], vec![7.0]))])
+            .unwrap();
+        for key in ["draw A", "draw B"] {
+            let e = Parts::open(dir.clone(), key).unwrap_err().to_string();
+            assert!(e.contains("in use by another process"), "{e}");
+        }
+        assert!(
+            parts.get(0).is_some(),
+            "the other key's open cleared nothing"
+        );
+        drop(parts);
+        let parts = Parts::open(dir.clone(), "draw A").unwrap();
+        assert!(parts.get(0).is_some());
+        // A file where the folder should be: a clear error.
+        let file = tmp.path().join("file.parts");
+        std::fs::write(&file, b"x").unwrap();
+        let e = Parts::open(file, "k").unwrap_err().to_string();
+        assert!(e.contains("not a folder"), "{e}");
     }
 
     /// A draw that fails in its third part resumes from the two written: only the missing
@@ -262,6 +347,7 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(drawn, [0..3, 3..6, 6..7]);
+        drop(parts);
         // Part 1 lost its `nfe` array: it is drawn again too.
         let p1 = tmp.path().join("b/part-00001.npz");
         write_npz(

@@ -549,9 +549,7 @@ pub struct SyntheticTorchParams;
 
 impl TorchParams for SyntheticTorchParams {
     fn values(&self, name: &str, shape: &[usize]) -> crate::Result<Vec<f32>> {
-        let key = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        let key = crate::io::fnv1a(name.as_bytes());
         let n: usize = shape.iter().product();
         let rank1 = shape.len() == 1;
         let fan_in = n / shape.first().copied().unwrap_or(1).max(1);

@@ -18,6 +18,7 @@
 //! Loading checks every piece and names the file that is missing or corrupt.
 
 use crate::error::{NsgfError, Result};
+use crate::io::fnv1a_hex;
 use crate::io::npy::{stage_file, write_atomic, StagedFile};
 use crate::io::tensors::canonical_safetensors;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -46,14 +47,6 @@ struct StateFile {
     param_ids: Vec<u64>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     files: std::collections::BTreeMap<String, String>,
-}
-
-/// FNV-1a (64 bit) of `bytes`, as 16 hex digits.
-fn fnv1a(bytes: &[u8]) -> String {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{h:016x}")
 }
 
 /// Rewrites MessagePack bytes with every map's entries in sorted key order (burn records keep
@@ -253,7 +246,7 @@ where
         files: files
             .iter()
             .filter(|(name, _)| *name != TIMING_FILE)
-            .map(|(name, bytes)| (name.to_string(), fnv1a(bytes)))
+            .map(|(name, bytes)| (name.to_string(), fnv1a_hex(bytes)))
             .collect(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|e| NsgfError::Other(e.to_string()))?;
@@ -321,7 +314,7 @@ where
     for (name, hash) in &file.files {
         let path = dir.join(name);
         let bytes = std::fs::read(&path).map_err(|e| NsgfError::io(&path, e))?;
-        if fnv1a(&bytes) != *hash {
+        if fnv1a_hex(&bytes) != *hash {
             return Err(NsgfError::format(
                 &path,
                 format!(

@@ -907,11 +907,7 @@ fn cell_key(settings: &Table1Settings, problem: Problem, method: Method) -> Resu
     };
     if let Some(path) = config {
         let text = std::fs::read(&path).map_err(|e| NsgfError::io(&path, e))?;
-        // FNV-1a, 64 bit.
-        let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        key += &format!(" config_fnv={hash:016x}");
+        key += &format!(" config_fnv={}", crate::io::fnv1a_hex(&text));
     }
     Ok(key)
 }
