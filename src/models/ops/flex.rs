@@ -3,8 +3,8 @@
 //! (grouped or dilated convolutions, channels not divisible by the groups) fall back to the
 //! stock ops of [`super::reference`].
 
-use super::host::{self, AttnGeom, ConvGeom, NormGeom, Real};
-use super::{reference, NnKernels, NormGrads, NormSpec};
+use super::host::{self, AttnGeom, ConvGeom, NormGeom, PoolGeom, Real};
+use super::{reference, NnKernels, NormGrads, NormSpec, PoolKind, PoolSpec};
 use crate::ot::softmin_cpu::HostFloat;
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
@@ -200,6 +200,23 @@ impl NnKernels for Flex {
                 ds.map(|d| make(d, vec![g.n, g.c])),
             )
         }, _ => reference::group_norm_backward::<Self>(x, shift, gamma, beta, stats, grad, spec))
+    }
+
+    fn nn_pool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        let Some(g) = PoolGeom::new(dims(&x), spec.kernel, spec.stride, spec.padding) else {
+            return reference::pool2d::<Self>(x, spec);
+        };
+        let (max, include_pad) = match spec.kind {
+            PoolKind::Max => (true, false),
+            PoolKind::Avg { count_include_pad } => (false, count_include_pad),
+        };
+        let [n, c, _, _] = dims::<4>(&x);
+        by_dtype!(x.dtype(), T => {
+            let x = contig(&x);
+            let mut y = vec![T::ZERO; g.planes * g.ho * g.wo];
+            host::pool2d_forward::<T>(&g, max, include_pad, slice(&x), &mut y);
+            make(y, vec![n, c, g.ho, g.wo])
+        }, _ => reference::pool2d::<Self>(x, spec))
     }
 
     fn nn_attention(

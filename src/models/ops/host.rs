@@ -1153,6 +1153,144 @@ pub fn attention_backward<T: Real>(
     }
 }
 
+/// Shapes of a 2-D pool over `[n, c, h, w]` (see [`super::PoolSpec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    /// Planes: batch × channels.
+    pub planes: usize,
+    /// Input height and width.
+    pub h: usize,
+    /// See `h`.
+    pub w: usize,
+    /// Output height and width.
+    pub ho: usize,
+    /// See `ho`.
+    pub wo: usize,
+    /// Window.
+    pub k: [usize; 2],
+    /// Stride.
+    pub s: [usize; 2],
+    /// Padding.
+    pub p: [usize; 2],
+}
+
+impl PoolGeom {
+    /// The geometry, or `None` when the settings are outside the kernel's domain (a zero
+    /// window or stride, padding over half the window, or a window larger than the padded
+    /// input), where the caller falls back to the stock op and its errors.
+    pub fn new(
+        [n, c, h, w]: [usize; 4],
+        k: [usize; 2],
+        s: [usize; 2],
+        p: [usize; 2],
+    ) -> Option<Self> {
+        let out = |len: usize, i: usize| {
+            (k[i] > 0 && s[i] > 0 && 2 * p[i] <= k[i] && len + 2 * p[i] >= k[i])
+                .then(|| (len + 2 * p[i] - k[i]) / s[i] + 1)
+        };
+        Some(Self {
+            planes: n * c,
+            h,
+            w,
+            ho: out(h, 0)?,
+            wo: out(w, 1)?,
+            k,
+            s,
+            p,
+        })
+    }
+
+    /// The input range `[lo, hi)` of output index `o` along axis `i` of length `len`, clipped
+    /// to the input.
+    #[inline(always)]
+    fn window(&self, o: usize, i: usize, len: usize) -> (usize, usize) {
+        let start = o * self.s[i];
+        let lo = start.saturating_sub(self.p[i]);
+        let hi = (start + self.k[i]).saturating_sub(self.p[i]).min(len);
+        (lo, hi)
+    }
+}
+
+/// The larger of `a` and `b`, NaN if either is (`a` a running maximum: once NaN, it stays).
+#[inline(always)]
+fn nan_max<T: Real>(a: T, b: T) -> T {
+    // `b != b`: b is NaN.
+    #[allow(clippy::eq_op)]
+    let take = b > a || b != b;
+    if take {
+        b
+    } else {
+        a
+    }
+}
+
+/// 2-D pooling forward, `x [planes, h, w]` → `y [planes, ho, wo]`: the maximum of each window
+/// (`max`; padding never wins, NaN propagates) or its mean (the divisor counts the positions
+/// inside the input, or the whole window when `count_include_pad`). Separable: each input row
+/// is reduced over the windows' columns (`[h, wo]`), then the rows of each window are combined
+/// elementwise (contiguous, vectorised). Parallel over planes.
+pub fn pool2d_forward<T: Real>(
+    g: &PoolGeom,
+    max: bool,
+    count_include_pad: bool,
+    x: &[T],
+    y: &mut [T],
+) {
+    let (hw, out) = (g.h * g.w, g.ho * g.wo);
+    assert_eq!(x.len(), g.planes * hw);
+    assert_eq!(y.len(), g.planes * out);
+    if out == 0 {
+        return;
+    }
+    let cols: Vec<(usize, usize)> = (0..g.wo).map(|o| g.window(o, 1, g.w)).collect();
+    let full = T::of((g.k[0] * g.k[1]) as f64);
+    y.par_chunks_mut(out)
+        .enumerate()
+        .for_each_init(Vec::new, |rows, (plane, yp)| {
+            let xp = &x[plane * hw..][..hw];
+            // Each input row reduced over every output column's window.
+            rows.clear();
+            rows.resize(g.h * g.wo, T::ZERO);
+            for (xr, rr) in xp.chunks_exact(g.w).zip(rows.chunks_exact_mut(g.wo)) {
+                for (v, &(c0, c1)) in rr.iter_mut().zip(&cols) {
+                    let win = &xr[c0..c1];
+                    *v = if max {
+                        win.iter().fold(T::NEG_INF, |m, &a| nan_max(m, a))
+                    } else {
+                        win.iter().fold(T::ZERO, |s, &a| s + a)
+                    };
+                }
+            }
+            // The rows of each output row's window, combined.
+            for (oh, yr) in yp.chunks_exact_mut(g.wo).enumerate() {
+                let (r0, r1) = g.window(oh, 0, g.h);
+                yr.copy_from_slice(&rows[r0 * g.wo..][..g.wo]);
+                for r in r0 + 1..r1 {
+                    let rr = &rows[r * g.wo..][..g.wo];
+                    if max {
+                        for (a, &b) in yr.iter_mut().zip(rr) {
+                            *a = nan_max(*a, b);
+                        }
+                    } else {
+                        for (a, &b) in yr.iter_mut().zip(rr) {
+                            *a += b;
+                        }
+                    }
+                }
+                if !max {
+                    for (a, &(c0, c1)) in yr.iter_mut().zip(&cols) {
+                        let count = if count_include_pad {
+                            full
+                        } else {
+                            T::of(((r1 - r0) * (c1 - c0)) as f64)
+                        };
+                        *a = *a / count;
+                    }
+                }
+            }
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! the reference the fast CPU kernels are tested against. Same shapes and formulas as the
 //! module docs of [`super`].
 
-use super::{prim, tensor, NormGrads, NormSpec};
+use super::{prim, tensor, NormGrads, NormSpec, PoolKind, PoolSpec};
 use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
@@ -195,4 +195,19 @@ pub fn selu_backward<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> Flo
     let pos = y.clone().greater_elem(0.0);
     let d = y.add_scalar(l * a).mask_fill(pos, l);
     prim(dy * d)
+}
+
+/// 2-D pooling by burn's stock `max_pool2d` / `avg_pool2d` (dilation 1, floor mode).
+pub fn pool2d<B: Backend>(x: FloatTensor<B>, spec: PoolSpec) -> FloatTensor<B> {
+    match spec.kind {
+        PoolKind::Max => B::max_pool2d(x, spec.kernel, spec.stride, spec.padding, [1, 1], false),
+        PoolKind::Avg { count_include_pad } => B::avg_pool2d(
+            x,
+            spec.kernel,
+            spec.stride,
+            spec.padding,
+            count_include_pad,
+            false,
+        ),
+    }
 }

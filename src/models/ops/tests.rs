@@ -254,6 +254,84 @@ fn selu_matches_stock_and_finite_differences() {
     selu_case(300, 256);
 }
 
+/// The pool kernel against burn's stock op on the plain backend, bit for bit for the max
+/// (f32 and f64) and to rounding for the mean; then under autodiff (the stock op and its
+/// gradient).
+fn pool_case(x: [usize; 4], spec: PoolSpec) {
+    let len = x.iter().product();
+    let mut v = vals(len, (len * 31 + spec.kernel[0] * 7 + spec.stride[1]) as u64);
+    // A run of equal values and (for the max) an infinity: ties and -inf must not break it.
+    if len > 4 {
+        v[1] = v[0];
+        v[2] = v[0];
+        if spec.kind == PoolKind::Max {
+            v[len / 2] = f64::NEG_INFINITY;
+        }
+    }
+    let dev = Default::default();
+    for dtype in [DType::F32, DType::F64] {
+        let t = Tensor::<Flex, 4>::from_data(
+            TensorData::new(v.clone(), x).convert_dtype(dtype),
+            (&dev, dtype),
+        );
+        let ours = host(pool2d(t.clone(), spec));
+        let stock = host(tensor::<Flex, 4>(reference::pool2d::<Flex>(prim(t), spec)));
+        match spec.kind {
+            PoolKind::Max => assert_eq!(ours, stock, "{x:?} {spec:?} {dtype:?}"),
+            PoolKind::Avg { .. } => assert_close(&ours, &stock, 1e-6, &format!("{x:?} {spec:?}")),
+        }
+    }
+    let finite: Vec<f64> = v
+        .iter()
+        .map(|&a| if a.is_finite() { a } else { 0.5 })
+        .collect();
+    let a = input(&finite, x, DType::F64);
+    let b = input(&finite, x, DType::F64);
+    let ya = pool2d(a.clone(), spec);
+    let yb = tensor::<Ad, 4>(reference::pool2d::<Ad>(prim(b.clone()), spec));
+    assert_eq!(host(ya.clone()), host(yb.clone()));
+    let (ga, gb) = (ya.sum().backward(), yb.sum().backward());
+    assert_eq!(host(a.grad(&ga).unwrap()), host(b.grad(&gb).unwrap()));
+}
+
+#[test]
+fn pool2d_matches_the_stock_ops_in_the_inception_settings() {
+    let max = PoolKind::Max;
+    let avg = |count_include_pad| PoolKind::Avg { count_include_pad };
+    for (x, kind, k, s, p) in [
+        ([2, 3, 15, 15], max, 3, 2, 0),      // the stem and reductions: 3x3/s2
+        ([2, 3, 8, 8], max, 3, 1, 1),        // mixed_10: 3x3/s1/p1
+        ([1, 4, 9, 7], avg(false), 3, 1, 1), // the mixed blocks' pool branch
+        ([1, 4, 9, 7], avg(true), 3, 1, 1),
+        ([2, 2, 8, 8], avg(false), 8, 1, 0), // a global mean
+        ([1, 2, 6, 10], max, 2, 2, 1),
+        ([1, 1, 5, 5], avg(false), 4, 3, 2),
+    ] {
+        let spec = PoolSpec {
+            kind,
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+        };
+        pool_case(x, spec);
+    }
+    // A NaN in a window gives NaN there, as the stock op and PyTorch.
+    let mut v = vals(16, 3);
+    v[5] = f64::NAN;
+    let t = Tensor::<Flex, 4>::from_data(TensorData::new(v, [1, 1, 4, 4]), &Default::default());
+    let spec = PoolSpec {
+        kind: max,
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+    };
+    let y = host(pool2d(t, spec));
+    assert!(
+        y[0].is_nan() && y[1..].iter().all(|a| a.is_finite()),
+        "{y:?}"
+    );
+}
+
 proptest! {
     // A fixed seed keeps CI deterministic (the shapes are still drawn at random, once).
     #![proptest_config(ProptestConfig {
@@ -262,6 +340,20 @@ proptest! {
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
+
+    #[test]
+    fn pool2d_random_shapes(
+        n in 1usize..3, c in 1usize..4, h in 1usize..10, w in 1usize..10,
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4,
+        ph in 0usize..3, pw in 0usize..3, kind in 0usize..3,
+    ) {
+        prop_assume!(2 * ph <= kh && 2 * pw <= kw && h + 2 * ph >= kh && w + 2 * pw >= kw);
+        let kind = match kind {
+            0 => PoolKind::Max,
+            k => PoolKind::Avg { count_include_pad: k == 2 },
+        };
+        pool_case([n, c, h, w], PoolSpec { kind, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw] });
+    }
 
     #[test]
     fn conv2d_random_shapes(
