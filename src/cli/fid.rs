@@ -20,8 +20,8 @@ pub struct FidArgs {
     path_a: PathBuf,
     /// Second input (same kinds); with --save-stats, the output `.npz`.
     path_b: PathBuf,
-    /// Write the statistics (`mu`, `sigma`) of PATH_A to the `.npz` PATH_B instead of computing a
-    /// distance.
+    /// Write the statistics (`mu`, `sigma`, and the sample count `n`) of PATH_A to the `.npz`
+    /// PATH_B instead of computing a distance.
     #[arg(long)]
     save_stats: bool,
     /// Images per forward pass.
@@ -167,7 +167,8 @@ const FID_PARTS: &str = ".fid-parts";
 
 /// The parts folder for the features of an `.npy` image array (not for PNG folders, which may
 /// be read-only data sets), keyed by the file's contents, the weights, the batch size and the
-/// backend; `None` (features in one pass) for other inputs or when the folder cannot be made.
+/// backend; `None` (features in one pass, with a warning) for other inputs or when the folder
+/// cannot be made or is in use by another process.
 fn feature_parts<B: nsgf::models::ops::NnBackend>(
     path: &Path,
     weights: Option<&Path>,

@@ -2,8 +2,8 @@
 //! `key.txt` (what is being computed: its inputs and settings) and `part-<i>.npz` (the named
 //! arrays of part `i`), each file written atomically. Opened for another key, the folder's
 //! parts are deleted first, so stale parts are never mixed into a different computation. One
-//! process per folder: an open `Parts` holds an advisory lock on its folder (`flock`, where the
-//! platform locks folders), and a second process opening it gets a clear error.
+//! process per folder: an open `Parts` holds an advisory lock on its folder (`flock` on Unix),
+//! and a second open (another process, or another `Parts` in this one) gets a clear error.
 
 use super::npy::{read_npz, write_atomic, write_npz, NpyArray};
 use crate::error::{NsgfError, Result};
@@ -82,27 +82,46 @@ impl Parts {
     }
 
     /// An exclusive advisory lock on the folder, held by the returned handle. Taken by another
-    /// process: an error. A platform that cannot open or lock a folder: no lock (logged).
+    /// open: an error. The folder replaced between opening and locking (another run finished
+    /// and removed it): an error, so that two runs never share a folder. Where folders cannot
+    /// be opened or locked (not Unix, or a file system without `flock`): no lock (logged).
     fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
         let file = match std::fs::File::open(dir) {
             Ok(f) => f,
+            Err(e) if cfg!(unix) => return Err(NsgfError::io(dir, e)),
             Err(e) => {
                 tracing::debug!("{}: not locked ({e})", dir.display());
                 return Ok(None);
             }
         };
         match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(NsgfError::format(
-                dir,
-                "is in use by another process computing into it (the same output twice?): \
-                 wait for it to finish or stop it",
-            )),
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(NsgfError::format(
+                    dir,
+                    "is in use by another process computing into it (the same output twice?): \
+                     wait for it to finish or stop it",
+                ))
+            }
             Err(std::fs::TryLockError::Error(e)) => {
                 tracing::debug!("{}: not locked ({e})", dir.display());
-                Ok(None)
+                return Ok(None);
             }
         }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let held = file.metadata().map_err(|e| NsgfError::io(dir, e))?;
+            let now = std::fs::metadata(dir).map_err(|e| NsgfError::io(dir, e))?;
+            if (held.dev(), held.ino()) != (now.dev(), now.ino()) {
+                return Err(NsgfError::format(
+                    dir,
+                    "was removed or replaced while being opened (another run finishing?): \
+                     run again",
+                ));
+            }
+        }
+        Ok(Some(file))
     }
 
     /// Deletes the files of a parts folder: its key, its parts and their temporary files.

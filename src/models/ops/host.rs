@@ -1175,9 +1175,10 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
-    /// The geometry, or `None` when the settings are outside the kernel's domain (a zero
-    /// window or stride, padding over half the window, or a window larger than the padded
-    /// input), where the caller falls back to the stock op and its errors.
+    /// The geometry, or `None` when the settings are outside the kernel's domain (an empty
+    /// input axis, a zero window or stride, padding over half the window, or a window larger
+    /// than the padded input), where the caller falls back to the stock op and its errors.
+    /// With `Some`, every window holds at least one input position.
     pub fn new(
         [n, c, h, w]: [usize; 4],
         k: [usize; 2],
@@ -1185,8 +1186,9 @@ impl PoolGeom {
         p: [usize; 2],
     ) -> Option<Self> {
         let out = |len: usize, i: usize| {
-            (k[i] > 0 && s[i] > 0 && 2 * p[i] <= k[i] && len + 2 * p[i] >= k[i])
-                .then(|| (len + 2 * p[i] - k[i]) / s[i] + 1)
+            let padded = len.checked_add(p[i].checked_mul(2)?)?;
+            (len > 0 && k[i] > 0 && s[i] > 0 && 2 * p[i] <= k[i] && padded >= k[i])
+                .then(|| (padded - k[i]) / s[i] + 1)
         };
         Some(Self {
             planes: n * c,
@@ -1239,7 +1241,7 @@ pub fn pool2d_forward<T: Real>(
     let (hw, out) = (g.h * g.w, g.ho * g.wo);
     assert_eq!(x.len(), g.planes * hw);
     assert_eq!(y.len(), g.planes * out);
-    if out == 0 {
+    if g.planes == 0 {
         return;
     }
     let cols: Vec<(usize, usize)> = (0..g.wo).map(|o| g.window(o, 1, g.w)).collect();

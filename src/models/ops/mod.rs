@@ -10,8 +10,8 @@
 //!   and `act` = SiLU or the identity;
 //! * [`selu`]: SELU, one pass forward and one backward (burn builds it from six tensor ops);
 //! * [`pool2d`]: max and average pooling (no dilation, floor mode), forward only on the fast
-//!   path: burn-flex's max pool always computes argmax indices and both pools walk strided
-//!   iterators, a fifth of the FID Inception's time; under autodiff it is burn's stock op;
+//!   path: burn-flex's max pool always computes argmax indices and both pools check bounds per
+//!   element, a fifth of the FID Inception's time; under autodiff it is burn's stock op;
 //! * [`attention`]: multi-head self-attention in the `QKVAttentionLegacy` layout of
 //!   guided-diffusion / torchcfm, `O = V softmax(QᵀK/√ch)ᵀ`, flash-style (see [`host`]).
 //!
@@ -470,7 +470,7 @@ impl<B: NnKernels, C: CheckpointStrategy> NnBackend for Autodiff<B, C> {
         }
     }
 
-    /// burn's stock pooling with its autodiff (no model trains through a pool; the FID
+    /// burn's stock pooling with its autodiff (no model trains through `pool2d`: the FID
     /// Inception runs on the plain backend, where the fast kernel serves).
     fn pool2d_op(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
         reference::pool2d::<Self>(x, spec)

@@ -255,8 +255,8 @@ fn selu_matches_stock_and_finite_differences() {
 }
 
 /// The pool kernel against burn's stock op on the plain backend, bit for bit for the max
-/// (f32 and f64) and to rounding for the mean; then under autodiff (the stock op and its
-/// gradient).
+/// (f32 and f64) and to rounding for the mean; then the autodiff dispatch (`pool2d` on
+/// `Autodiff<Flex>` is the stock op with its gradient, and its forward equals the kernel's).
 fn pool_case(x: [usize; 4], spec: PoolSpec) {
     let len = x.iter().product();
     let mut v = vals(len, (len * 31 + spec.kernel[0] * 7 + spec.stride[1]) as u64);
@@ -290,8 +290,41 @@ fn pool_case(x: [usize; 4], spec: PoolSpec) {
     let ya = pool2d(a.clone(), spec);
     let yb = tensor::<Ad, 4>(reference::pool2d::<Ad>(prim(b.clone()), spec));
     assert_eq!(host(ya.clone()), host(yb.clone()));
+    let plain = Tensor::<Flex, 4>::from_data(TensorData::new(finite.clone(), x), &dev);
+    let kernel = host(pool2d(plain, spec));
+    assert_close(
+        &host(ya.clone()),
+        &kernel,
+        1e-12,
+        &format!("{x:?} {spec:?} autodiff"),
+    );
     let (ga, gb) = (ya.sum().backward(), yb.sum().backward());
     assert_eq!(host(a.grad(&ga).unwrap()), host(b.grad(&gb).unwrap()));
+}
+
+#[test]
+fn pool2d_kernel_domain() {
+    use super::host::PoolGeom;
+    let g = PoolGeom::new([2, 3, 147, 147], [3, 3], [2, 2], [0, 0]).unwrap();
+    assert_eq!((g.planes, g.ho, g.wo), (6, 73, 73));
+    let g = PoolGeom::new([1, 1, 1, 1], [2, 2], [1, 1], [1, 1]).unwrap();
+    assert_eq!((g.ho, g.wo), (2, 2));
+    // Outside the kernel's domain (the stock op decides): an empty axis, a zero window or
+    // stride, padding over half the window, a window past the padded input, overflow.
+    for (x, k, s, p) in [
+        ([1, 1, 0, 4], 2, 1, 1),
+        ([1, 1, 4, 4], 0, 1, 0),
+        ([1, 1, 4, 4], 2, 0, 0),
+        ([1, 1, 4, 4], 3, 1, 2),
+        ([1, 1, 2, 2], 5, 1, 1),
+        ([1, 1, 4, 4], 3, 1, usize::MAX / 2 + 1),
+    ] {
+        assert_eq!(
+            PoolGeom::new(x, [k, k], [s, s], [p, p]),
+            None,
+            "{x:?} {k} {s} {p}"
+        );
+    }
 }
 
 #[test]
@@ -303,7 +336,8 @@ fn pool2d_matches_the_stock_ops_in_the_inception_settings() {
         ([2, 3, 8, 8], max, 3, 1, 1),        // mixed_10: 3x3/s1/p1
         ([1, 4, 9, 7], avg(false), 3, 1, 1), // the mixed blocks' pool branch
         ([1, 4, 9, 7], avg(true), 3, 1, 1),
-        ([2, 2, 8, 8], avg(false), 8, 1, 0), // a global mean
+        ([2, 2, 8, 8], avg(true), 8, 8, 0), // the final 8x8 mean
+        ([2, 2, 8, 8], avg(false), 8, 1, 0),
         ([1, 2, 6, 10], max, 2, 2, 1),
         ([1, 1, 5, 5], avg(false), 4, 3, 2),
     ] {
@@ -315,7 +349,8 @@ fn pool2d_matches_the_stock_ops_in_the_inception_settings() {
         };
         pool_case(x, spec);
     }
-    // A NaN in a window gives NaN there, as the stock op and PyTorch.
+    // A NaN in a window gives NaN there, as PyTorch (burn-flex's max keeps a NaN only when it
+    // is the window's first element).
     let mut v = vals(16, 3);
     v[5] = f64::NAN;
     let t = Tensor::<Flex, 4>::from_data(TensorData::new(v, [1, 1, 4, 4]), &Default::default());
