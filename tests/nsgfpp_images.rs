@@ -407,4 +407,23 @@ steps = 3
         want.data
     );
     assert!(!dir.path().join("parted.npy.parts").exists());
+    // 7 rows in parts of 2: the mean NFE is averaged once at the end, so it prints exactly
+    // (part by part, 6·2/7 three times plus 6/7 gave 5.999999999999999).
+    let seven = dir.path().join("seven.npy");
+    let out = Command::new(env!("CARGO_BIN_EXE_nsgf"))
+        .args(["sample", "--run"])
+        .arg(&full)
+        .args([
+            "--n", "7", "--steps", "3", "--solver", "heun", "--batch", "2",
+        ])
+        .args(["--part-rows", "2", "--out"])
+        .arg(&seven)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("(NFE = 6)"),
+        "{stderr}"
+    );
+    assert_eq!(nsgf::data::images::read_image_npy(&seven).unwrap().n, 7);
 }

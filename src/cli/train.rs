@@ -516,12 +516,14 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                     out.t_hat.extend(part_f32(&part, "t_hat", &dir)?);
                     let nfe = part_f64(&part, "nfe", 2, &dir)?;
                     out.nfe = out.nfe.max(nfe[0] as usize);
-                    out.mean_nfe += nfe[1] * rows.len() as f64 / args.n as f64;
+                    // Summed over the samples; averaged after the last part.
+                    out.mean_nfe += nfe[1] * rows.len() as f64;
                     pb.set_position(rows.end as u64);
                     Ok(())
                 },
             )?;
             pb.finish_and_clear();
+            out.mean_nfe /= args.n as f64;
             anyhow::Ok((out, run.config.image_shape, Some(parts)))
         }
     })?;
@@ -707,13 +709,14 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
                 },
                 |rows, part| {
                     x.extend(part_f32(&part, "x", &dir)?);
-                    nfe += part_f64(&part, "nfe", 1, &dir)?[0] * rows.len() as f64 / args.n as f64;
+                    // Summed over the samples; averaged after the last part.
+                    nfe += part_f64(&part, "nfe", 1, &dir)?[0] * rows.len() as f64;
                     pb.set_position(rows.end as u64);
                     Ok(())
                 },
             )?;
             pb.finish_and_clear();
-            anyhow::Ok((x, nfe, run.config.image_shape, Some(parts)))
+            anyhow::Ok((x, nfe / args.n as f64, run.config.image_shape, Some(parts)))
         }
     })?;
     match shape {

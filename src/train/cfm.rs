@@ -333,8 +333,9 @@ pub fn sample_rows<B: NnBackend>(
             }
         };
         out.extend(crate::convert::to_f32_vec(x)?);
-        nfe += (k * m) as f64 / n as f64;
+        // Evaluations summed over the samples (exact in f64), averaged at the end.
+        nfe += (k * m) as f64;
         progress(start + m);
     }
-    Ok((out, nfe))
+    Ok((out, nfe / n as f64))
 }

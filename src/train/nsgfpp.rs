@@ -637,8 +637,10 @@ pub fn sample_rows<B: NnBackend>(
             .extend(crate::convert::to_f32_vec(s.after_nsgf)?);
         out.t_hat.extend(crate::convert::to_f32_vec(s.t_hat)?);
         out.nfe = out.nfe.max(s.nfe);
-        out.mean_nfe += (s.nfe * m) as f64 / n as f64;
+        // Evaluations summed over the samples (exact in f64), averaged at the end.
+        out.mean_nfe += (s.nfe * m) as f64;
         progress(start + m);
     }
+    out.mean_nfe /= n as f64;
     Ok(out)
 }
