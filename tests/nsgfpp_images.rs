@@ -384,46 +384,29 @@ steps = 3
         "{stderr}"
     );
     assert_eq!(nsgf::data::images::read_image_npy(&npy).unwrap().n, 3);
-    // In parts of 2 rows (batches of 2): the rows of the one-call draw above, as uint8.
-    let parted = dir.path().join("parted.npy");
-    let out = Command::new(env!("CARGO_BIN_EXE_nsgf"))
-        .args(["sample", "--run"])
-        .arg(&full)
-        .args([
-            "--n", "3", "--steps", "3", "--solver", "heun", "--batch", "2",
-        ])
-        .args(["--part-rows", "2", "--out"])
-        .arg(&parted)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.contains("(NFE = 6)"),
-        "{stderr}"
-    );
+    // `n` rows in parts of 2 rows (batches of 2), 3 Heun steps: NFE 6, printed exactly.
+    let parted = |n: &str, name: &str| {
+        let path = dir.path().join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_nsgf"))
+            .args(["sample", "--run"])
+            .arg(&full)
+            .args(["--n", n, "--steps", "3", "--solver", "heun", "--batch", "2"])
+            .args(["--part-rows", "2", "--out"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.contains("(NFE = 6)"),
+            "{stderr}"
+        );
+        nsgf::data::images::read_image_npy(&path).unwrap()
+    };
+    // The rows of the one-call draw above, as uint8.
     let want = nsgf::data::dataset::unit_nchw_to_images(&x, [3, 1, 16, 16]).unwrap();
-    assert_eq!(
-        nsgf::data::images::read_image_npy(&parted).unwrap().data,
-        want.data
-    );
+    assert_eq!(parted("3", "parted.npy").data, want.data);
     assert!(!dir.path().join("parted.npy.parts").exists());
-    // 7 rows in parts of 2: the mean NFE is averaged once at the end, so it prints exactly
-    // (part by part, 6·2/7 three times plus 6/7 gave 5.999999999999999).
-    let seven = dir.path().join("seven.npy");
-    let out = Command::new(env!("CARGO_BIN_EXE_nsgf"))
-        .args(["sample", "--run"])
-        .arg(&full)
-        .args([
-            "--n", "7", "--steps", "3", "--solver", "heun", "--batch", "2",
-        ])
-        .args(["--part-rows", "2", "--out"])
-        .arg(&seven)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.contains("(NFE = 6)"),
-        "{stderr}"
-    );
-    assert_eq!(nsgf::data::images::read_image_npy(&seven).unwrap().n, 7);
+    // 7 rows: the mean NFE is averaged once at the end, so it prints exactly (part by part,
+    // 6·2/7 three times plus 6/7 gave 5.999999999999999).
+    assert_eq!(parted("7", "seven.npy").n, 7);
 }
