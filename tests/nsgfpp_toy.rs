@@ -134,4 +134,24 @@ fn bad_nsgfpp_configs_are_errors() {
     assert!(NsgfppConfig::from_toml(&zero, Path::new("x.toml")).is_err());
     let unknown = format!("{TINY}\n[extra]\nx = 1\n");
     assert!(NsgfppConfig::from_toml(&unknown, Path::new("x.toml")).is_err());
+    for bad in ["1.0", "-0.1", "nan", "inf"] {
+        let text = TINY.replace("[nsf.model]", &format!("[nsf]\nt_min = {bad}\n[nsf.model]"));
+        let err = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("nsf.t_min"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn nsf_time_window_defaults_to_the_paper_and_round_trips() {
+    // Without `t_min` the paper's U(0, 1), and the written config has no such key (run
+    // folders written before the option read back unchanged).
+    let cfg = tiny();
+    assert_eq!(cfg.nsf.t_min, 0.0);
+    assert_eq!(cfg.time.t_min, 0.0);
+    assert!(!cfg.to_toml().unwrap().contains("t_min"));
+    let text = TINY.replace("[nsf.model]", "[nsf]\nt_min = 0.5\n[nsf.model]");
+    let cfg = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap();
+    assert_eq!(cfg.nsf.t_min, 0.5);
+    let again = NsgfppConfig::from_toml(&cfg.to_toml().unwrap(), Path::new("y.toml")).unwrap();
+    assert_eq!(again, cfg);
 }

@@ -56,6 +56,14 @@ impl NpyArray {
             data: NpyData::U8(data),
         }
     }
+    /// An int64 array.
+    pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Self {
+            shape,
+            data: NpyData::I64(data),
+        }
+    }
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()

@@ -48,6 +48,17 @@ pub struct PartConfig {
     pub model: ModelConfig,
     /// Adam settings (steps, batch, lr, schedule, checkpoints).
     pub train: OptimConfig,
+    /// Lower end of the training times: `t ~ U(t_min, 1)` along `X_t = t Y + (1 − t) X₀`.
+    /// The paper (Algorithm 3) draws `t ~ U(0, 1)`: `t_min = 0`, the default. Algorithm 4
+    /// starts the NSF at `t̂ = t_φ(X̃_T)`, so an NSF only ever evaluated on `[t̂, 1]` can spend
+    /// its whole budget there (a deviation from the paper; sampling warns when some `t̂`
+    /// fall below the NSF's `t_min`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub t_min: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for PartConfig {
@@ -58,6 +69,7 @@ impl Default for PartConfig {
                 steps: 10_000,
                 ..OptimConfig::default()
             },
+            t_min: 0.0,
         }
     }
 }
@@ -221,6 +233,14 @@ impl NsgfppConfig {
                 "pool.refresh_batches must be at least 1".into(),
             ));
         }
+        for (name, part) in [("nsf", &self.nsf), ("time", &self.time)] {
+            if !(part.t_min.is_finite() && (0.0..1.0).contains(&part.t_min)) {
+                return Err(NsgfError::Param(format!(
+                    "{name}.t_min must lie in [0, 1), got {}",
+                    part.t_min
+                )));
+            }
+        }
         for (name, model, train) in [
             ("", &self.model, &self.train),
             ("nsf.", &self.nsf.model, &self.nsf.train),
@@ -308,10 +328,40 @@ fn straight_batch(
     part: u64,
     step: usize,
     batch: usize,
+    t_min: f64,
 ) -> Result<crate::flows::pool::PoolBatch> {
     let (x0, y) = data.pairs(batch, seed, STREAM_STRAIGHT_PAIRS + part, step as u64)?;
     let mut rng = keyed_rng(seed, STREAM_STRAIGHT_TIMES + part, step as u64, 0);
-    RectifiedFlow { k: 1 }.sample(&x0, &y, data.dim(), &mut rng)
+    let mut b = RectifiedFlow { k: 1 }.sample(&x0, &y, data.dim(), &mut rng)?;
+    if t_min > 0.0 {
+        window_times(&mut b, &x0, &y, data.dim(), t_min);
+    }
+    Ok(b)
+}
+
+/// Moves a straight-path batch drawn with `t = s ~ U(0, 1)` to `t = t_min + (1 − t_min) s`
+/// (`~ U(t_min, 1)`): `x_t = t y + (1 − t) x₀` as the matcher computes it; the target
+/// `u = y − x₀` does not depend on `t`. Shapes: `b.x`, `x0`, `y`: `(n, d)`; `b.tau`: `(n, 1)`.
+fn window_times(
+    b: &mut crate::flows::pool::PoolBatch,
+    x0: &[f32],
+    y: &[f32],
+    d: usize,
+    t_min: f64,
+) {
+    for (((t, x), a), y) in b
+        .tau
+        .iter_mut()
+        .zip(b.x.chunks_exact_mut(d))
+        .zip(x0.chunks_exact(d))
+        .zip(y.chunks_exact(d))
+    {
+        let tw = t_min + (1.0 - t_min) * f64::from(*t);
+        *t = tw as f32;
+        for ((x, &a), &y) in x.iter_mut().zip(a).zip(y) {
+            *x = (tw * f64::from(y) + (1.0 - tw) * f64::from(a)) as f32;
+        }
+    }
 }
 
 /// Trains one straight-path network in `dir` (resuming from a checkpoint there when asked).
@@ -338,7 +388,7 @@ where
         "train {bar:30} {pos}/{len} loss {msg} {per_sec} eta {eta}",
     );
     let (_, _, fit) = train_network(model, &part.train, id, dir, device, resume, &pb, |step| {
-        straight_batch(data, cfg.seed, id, step, part.train.batch)
+        straight_batch(data, cfg.seed, id, step, part.train.batch, part.t_min)
     })?;
     pb.finish_and_clear();
     Ok(fit)
@@ -642,5 +692,57 @@ pub fn sample_rows<B: NnBackend>(
         progress(start + m);
     }
     out.mean_nfe /= n as f64;
+    let t_min = run.config.nsf.t_min;
+    let below = out.t_hat.iter().filter(|&&t| f64::from(t) < t_min).count();
+    if below > 0 {
+        tracing::warn!(
+            "{below} of {n} samples have t̂ below the NSF's training range [{t_min}, 1]: \
+             the NSF extrapolates for them"
+        );
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `t_min` moves the paper's draw `t ~ U(0, 1)` affinely onto `[t_min, 1]` and recomputes
+    /// `x_t = t y + (1 − t) x₀` from the same pairs; the target `y − x₀` is unchanged.
+    #[test]
+    fn the_time_window_maps_the_draw_and_rebuilds_the_path() {
+        let data = pairs::resolve(Some(Problem::Moons), None).unwrap();
+        let (seed, part, step, n) = (7, 1, 12, 300);
+        let paper = straight_batch(&data, seed, part, step, n, 0.0).unwrap();
+        let late = straight_batch(&data, seed, part, step, n, 0.6).unwrap();
+        let (x0, y) = data
+            .pairs(n, seed, STREAM_STRAIGHT_PAIRS + part, step as u64)
+            .unwrap();
+        assert_eq!(late.u, paper.u);
+        assert_eq!(late.tau.len(), n);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for (i, (&t, &s)) in late.tau.iter().zip(&paper.tau).enumerate() {
+            assert!((0.6..=1.0).contains(&t), "row {i}: t = {t}");
+            assert!(
+                (f64::from(t) - (0.6 + 0.4 * f64::from(s))).abs() < 1e-6,
+                "row {i}"
+            );
+            for k in 0..2 {
+                let want = t * y[2 * i + k] + (1.0 - t) * x0[2 * i + k];
+                let got = late.x[2 * i + k];
+                assert!((got - want).abs() < 1e-5, "row {i}: {got} vs {want}");
+                let u = y[2 * i + k] - x0[2 * i + k];
+                assert!((late.u[2 * i + k] - u).abs() < 1e-5);
+            }
+            lo = lo.min(t);
+            hi = hi.max(t);
+        }
+        // The window is covered, not a corner of it.
+        assert!(lo < 0.62 && hi > 0.98, "[{lo}, {hi}]");
+        // The paper's draw is the matcher's, untouched.
+        let mut rng = keyed_rng(seed, STREAM_STRAIGHT_TIMES + part, step as u64, 0);
+        let direct = RectifiedFlow { k: 1 }.sample(&x0, &y, 2, &mut rng).unwrap();
+        assert_eq!(direct.x, paper.x);
+        assert_eq!(direct.tau, paper.tau);
+    }
 }

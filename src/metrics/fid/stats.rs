@@ -10,7 +10,7 @@
 //! need to be held in memory.
 
 use crate::error::{ensure_finite, NsgfError, Result};
-use crate::io::npy::{read_npz, write_npz, NpyArray, NpyData};
+use crate::io::npy::{read_npz, write_npz, NpyArray};
 use faer::{Accum, Mat, Par};
 use std::path::Path;
 
@@ -68,13 +68,7 @@ impl FeatureStats {
             ("sigma", NpyArray::f64(vec![d, d], self.sigma.clone())),
         ];
         if self.n > 0 {
-            members.push((
-                "n",
-                NpyArray {
-                    shape: vec![],
-                    data: NpyData::I64(vec![self.n as i64]),
-                },
-            ));
+            members.push(("n", NpyArray::i64(vec![], vec![self.n as i64])));
         }
         write_npz(path, &members)
     }
