@@ -13,7 +13,8 @@
 #   sample  draws N samples per method and NFE into runs/<PREFIX>-eval/<method>-nfe<K>.npy
 #           (uint8) and the sample grids into <OUT> (NFE 20; S-JKO: NFE 1 only);
 #   fid     exports the test images (REF_N of them, evenly spaced, when set), their Inception
-#           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json);
+#           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json); with
+#           KEEP_SAMPLES=1 each scored sample file is copied to <OUT>/samples-<method>-nfe<K>.npy;
 #   table   writes <OUT>/fid.md and fid.json (FID per method and NFE, with each run's training
 #           steps and minutes);
 #   figures FID against NFE (<OUT>/fid_vs_nfe.png, from fid.json); Fig. 8: nearest training
@@ -92,7 +93,18 @@ fid() {
         echo "== FID $(basename "$f")" >&2
         "$NSGF" eval fid "$f" "$ref" --json > "$f.fid.tmp"
         mv "$f.fid.tmp" "$f.fid.json"
+        keep_cell "$f"
     done
+}
+
+# With KEEP_SAMPLES=1, a finished cell's samples go to <OUT> at once (to be committed: run
+# folders do not outlive their machine); `figures` later keeps only each method's best.
+keep_cell() {
+    [ "$KEEP_SAMPLES" = 1 ] || return 0
+    local name
+    name=$(basename "$1")
+    cp "$1" "$OUT/tmp-$name"
+    mv "$OUT/tmp-$name" "$OUT/samples-$name"
 }
 
 # Training steps and minutes of a run (summed over its networks' timing.json).
