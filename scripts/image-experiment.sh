@@ -8,7 +8,9 @@
 #   scripts/image-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
 #
 # Every stage resumes or skips what is done, so the script can be stopped at any point and run
-# again (long runs: start it with nohup in the background). Stages:
+# again (long runs: start it with nohup in the background). `all` takes one method at a time
+# through train, then sample and fid at each NFE in the order NFES gives, then table and
+# figures. Stages:
 #   train   trains (or resumes) runs/<PREFIX>-<method> from <CONFIGS>/<method>.toml;
 #   sample  draws N samples per method and NFE into runs/<PREFIX>-eval/<method>-nfe<K>.npy
 #           (uint8) and the sample grids into <OUT> (NFE 20; S-JKO: NFE 1 only);
@@ -200,6 +202,18 @@ case "$stage" in
     fid) fid ;;
     table) table ;;
     figures) figures ;;
-    all) train; sample; fid; table; figures ;;
+    all)
+        # One method at a time, to the end (train, sample, FID), so that a run spread over
+        # many sessions finishes whole rows (and, with KEEP_SAMPLES=1, their sample files) early.
+        for m in $METHODS; do
+            METHODS=$m train
+            for nfe in $(nfes_of "$m"); do
+                METHODS=$m NFES=$nfe sample
+                fid
+            done
+        done
+        table
+        figures
+        ;;
     *) echo "usage: $0 [train|sample|fid|table|figures|all]" >&2; exit 2 ;;
 esac

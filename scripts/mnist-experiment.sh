@@ -6,6 +6,8 @@
 #
 #   scripts/mnist-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
 #
+# NFEs are drawn in the order 20, 10, 60 (the head-to-head first); the table sorts them.
+#
 # Stages and environment: scripts/image-experiment.sh.
 cd "$(dirname "$0")/.."
-DATASET=mnist KEEP_SAMPLES=${KEEP_SAMPLES:-1} MADE_BY=scripts/mnist-experiment.sh exec scripts/image-experiment.sh "$@"
+DATASET=mnist KEEP_SAMPLES=${KEEP_SAMPLES:-1} NFES=${NFES:-"20 10 60"} MADE_BY=scripts/mnist-experiment.sh exec scripts/image-experiment.sh "$@"
