@@ -60,6 +60,7 @@ if [ ! -x "$NSGF" ]; then
 fi
 
 train() {
+    local m
     for m in $METHODS; do
         echo "== train $m" >&2
         "$NSGF" train --config "$CONFIGS/$m.toml" --out "$RUNS/$PREFIX-$m" --resume
@@ -67,6 +68,7 @@ train() {
 }
 
 sample() {
+    local m nfe f grid
     for m in $METHODS; do
         for nfe in $(nfes_of "$m"); do
             f="$EVAL/$m-nfe$nfe.npy"
@@ -82,7 +84,7 @@ sample() {
 }
 
 fid() {
-    local ref="$EVAL/test-stats.npz"
+    local f ref="$EVAL/test-stats.npz"
     if [ ! -f "$ref" ]; then
         "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split test --out "$EVAL/test.npy" \
             ${REF_N:+--limit "$REF_N"}
@@ -94,8 +96,8 @@ fid() {
         [ -f "$f.fid.json" ] && continue
         echo "== FID $(basename "$f")" >&2
         "$NSGF" eval fid "$f" "$ref" --json > "$f.fid.tmp"
-        mv "$f.fid.tmp" "$f.fid.json"
         keep_cell "$f"
+        mv "$f.fid.tmp" "$f.fid.json"
     done
 }
 
@@ -117,6 +119,7 @@ budget() {
 }
 
 table() {
+    local m nfe f
     local json="$OUT/fid.json"
     {
         echo "["
@@ -165,7 +168,7 @@ table() {
 # FID against NFE; Fig. 8: the nearest training images of the first 32 samples of each method
 # at its largest NFE; the samples behind each method's best FID (KEEP_SAMPLES=1).
 figures() {
-    local entries=0
+    local m entries=0
     [ -f "$OUT/fid.json" ] && entries=$(jq length "$OUT/fid.json")
     if [ "$entries" -gt 0 ]; then
         local n
@@ -174,15 +177,19 @@ figures() {
             --title "$DATASET ($PREFIX): FID of $n samples against NFE"
     fi
     if [ "$KEEP_SAMPLES" = 1 ] && [ "$entries" -gt 0 ]; then
-        local best src
+        local best src nfe
         for m in $METHODS; do
             best=$(jq -r --arg m "$m" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json")
             [ -n "$best" ] || continue
             src="$EVAL/$m-nfe$best.npy"
             [ -f "$src" ] || { echo "not kept: $src is missing" >&2; continue; }
             cp "$src" "$OUT/tmp-samples-$m.npy"
-            rm -f "$OUT/samples-$m-nfe"*.npy
             mv "$OUT/tmp-samples-$m.npy" "$OUT/samples-$m-nfe$best.npy"
+            # Only the cells of this table that are not the best: a kept file of a cell the
+            # table does not hold (its run lost with a machine) stays.
+            for nfe in $(jq -r --arg m "$m" '.[] | select(.method == $m) | .nfe' "$OUT/fid.json"); do
+                [ "$nfe" = "$best" ] || rm -f "$OUT/samples-$m-nfe$nfe.npy"
+            done
         done
     fi
     [ -f "$EVAL/train.npy" ] ||

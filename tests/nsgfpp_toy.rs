@@ -139,6 +139,10 @@ fn bad_nsgfpp_configs_are_errors() {
         let err = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("nsf.t_min"), "{bad}: {err}");
     }
+    // The time predictor keeps the paper's U(0, 1).
+    let text = TINY.replace("[time.model]", "[time]\nt_min = 0.5\n[time.model]");
+    let err = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap_err();
+    assert!(err.to_string().contains("time.t_min"), "{err}");
 }
 
 #[test]

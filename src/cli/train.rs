@@ -528,6 +528,14 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
         }
     })?;
     let nfe = out.nfe;
+    let below = nsgfpp::below_nsf_range(&config, &out.t_hat);
+    if below > 0 {
+        eprintln!(
+            "warning: {below} of {} samples have t_hat below the straight flow's training range \
+             [{}, 1] (nsf.t_min): it extrapolates for them",
+            args.n, config.nsf.t_min
+        );
+    }
     if args.tol.is_some() {
         eprintln!(
             "adaptive NSF: {:.1} evaluations per sample on average (at most {nfe})",
@@ -566,7 +574,8 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
                 );
             }
             let mean_t = out.t_hat.iter().map(|&t| t as f64).sum::<f64>() / args.n as f64;
-            eprintln!("time predictor: mean t_hat = {mean_t:.3}");
+            let min_t = out.t_hat.iter().fold(f32::INFINITY, |a, &t| a.min(t));
+            eprintln!("time predictor: mean t_hat = {mean_t:.3} (smallest {min_t:.3})");
         }
     }
     if let Some(parts) = parts {

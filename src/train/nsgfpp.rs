@@ -51,8 +51,9 @@ pub struct PartConfig {
     /// Lower end of the training times: `t ~ U(t_min, 1)` along `X_t = t Y + (1 − t) X₀`.
     /// The paper (Algorithm 3) draws `t ~ U(0, 1)`: `t_min = 0`, the default. Algorithm 4
     /// starts the NSF at `t̂ = t_φ(X̃_T)`, so an NSF only ever evaluated on `[t̂, 1]` can spend
-    /// its whole budget there (a deviation from the paper; sampling warns when some `t̂`
-    /// fall below the NSF's `t_min`).
+    /// its whole budget there (a deviation from the paper; `nsgf sample` warns when some `t̂`
+    /// fall below the NSF's `t_min`, see [`below_nsf_range`]). Only the NSF's may be set: the
+    /// time predictor keeps the paper's `U(0, 1)`.
     #[serde(skip_serializing_if = "is_zero")]
     pub t_min: f64,
 }
@@ -233,13 +234,19 @@ impl NsgfppConfig {
                 "pool.refresh_batches must be at least 1".into(),
             ));
         }
-        for (name, part) in [("nsf", &self.nsf), ("time", &self.time)] {
-            if !(part.t_min.is_finite() && (0.0..1.0).contains(&part.t_min)) {
-                return Err(NsgfError::Param(format!(
-                    "{name}.t_min must lie in [0, 1), got {}",
-                    part.t_min
-                )));
-            }
+        if !(self.nsf.t_min.is_finite() && (0.0..1.0).contains(&self.nsf.t_min)) {
+            return Err(NsgfError::Param(format!(
+                "nsf.t_min must lie in [0, 1), got {}",
+                self.nsf.t_min
+            )));
+        }
+        if self.time.t_min != 0.0 {
+            // A predictor trained on [t_min, 1] could not say that a state lies earlier on the
+            // path: it would hide the very extrapolation `nsf.t_min` warns about.
+            return Err(NsgfError::Param(format!(
+                "time.t_min = {}: the time predictor trains on t ~ U(0, 1) (Algorithm 3)",
+                self.time.t_min
+            )));
         }
         for (name, model, train) in [
             ("", &self.model, &self.train),
@@ -692,15 +699,14 @@ pub fn sample_rows<B: NnBackend>(
         progress(start + m);
     }
     out.mean_nfe /= n as f64;
-    let t_min = run.config.nsf.t_min;
-    let below = out.t_hat.iter().filter(|&&t| f64::from(t) < t_min).count();
-    if below > 0 {
-        tracing::warn!(
-            "{below} of {n} samples have t̂ below the NSF's training range [{t_min}, 1]: \
-             the NSF extrapolates for them"
-        );
-    }
     Ok(out)
+}
+
+/// How many predicted times `t̂` fall below the straight flow's training range
+/// `[nsf.t_min, 1]` (where Algorithm 4 asks the NSF to extrapolate); 0 for the paper's range.
+pub fn below_nsf_range(config: &NsgfppConfig, t_hat: &[f32]) -> usize {
+    let t_min = config.nsf.t_min;
+    t_hat.iter().filter(|&&t| f64::from(t) < t_min).count()
 }
 
 #[cfg(test)]
@@ -744,5 +750,16 @@ mod tests {
         let direct = RectifiedFlow { k: 1 }.sample(&x0, &y, 2, &mut rng).unwrap();
         assert_eq!(direct.x, paper.x);
         assert_eq!(direct.tau, paper.tau);
+    }
+
+    #[test]
+    fn predicted_times_below_the_nsf_range_are_counted() {
+        let text = "method = \"nsgfpp\"\nproblem = \"moons\"\n[nsgf]\nsteps = 3\n\
+                    [nsf]\nt_min = 0.5\n";
+        let mut cfg = NsgfppConfig::from_toml(text, Path::new("x.toml")).unwrap();
+        let t_hat = [0.2, 0.49, 0.5, 0.75, 1.0];
+        assert_eq!(below_nsf_range(&cfg, &t_hat), 2);
+        cfg.nsf.t_min = 0.0;
+        assert_eq!(below_nsf_range(&cfg, &t_hat), 0);
     }
 }
