@@ -123,6 +123,11 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
         assert_eq!(loss, last["mean_loss"].as_f64().unwrap(), "{part}");
         assert!(loss.abs() > 0.0, "{part}: {loss}");
     }
+    // Resuming it under another NSF time range is refused before anything trains.
+    let mut other = cfg.clone();
+    other.nsf.t_min = 0.5;
+    let err = train::<CpuAutodiff>(&other, &run2, &dev, true, false).unwrap_err();
+    assert!(err.to_string().contains("differs in nsf.t_min"), "{err}");
 }
 
 #[test]
@@ -139,10 +144,10 @@ fn bad_nsgfpp_configs_are_errors() {
         let err = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("nsf.t_min"), "{bad}: {err}");
     }
-    // The time predictor keeps the paper's U(0, 1).
+    // The time predictor keeps the paper's U(0, 1): it has no such key.
     let text = TINY.replace("[time.model]", "[time]\nt_min = 0.5\n[time.model]");
     let err = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap_err();
-    assert!(err.to_string().contains("time.t_min"), "{err}");
+    assert!(err.to_string().contains("unknown field `t_min`"), "{err}");
 }
 
 #[test]
@@ -151,7 +156,6 @@ fn nsf_time_window_defaults_to_the_paper_and_round_trips() {
     // folders written before the option read back unchanged).
     let cfg = tiny();
     assert_eq!(cfg.nsf.t_min, 0.0);
-    assert_eq!(cfg.time.t_min, 0.0);
     assert!(!cfg.to_toml().unwrap().contains("t_min"));
     let text = TINY.replace("[nsf.model]", "[nsf]\nt_min = 0.5\n[nsf.model]");
     let cfg = NsgfppConfig::from_toml(&text, Path::new("x.toml")).unwrap();

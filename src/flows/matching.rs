@@ -66,19 +66,22 @@ impl MatcherKind {
             Self::Icfm => Box::new(IndependentCfm { sigma }),
             Self::Otcfm => Box::new(ExactOtCfm { sigma }),
             Self::Si => Box::new(VpInterpolant { sigma }),
-            Self::Rf => Box::new(RectifiedFlow { k: 1 }),
+            Self::Rf => Box::new(RectifiedFlow::new(1)),
         }
     }
 }
 
-/// Shared driver: checks shapes and finiteness, draws `τ ~ U[0,1]` per row and `ε ~ N(0, I)` per
-/// coordinate, and applies `path(τ, x₀, x₁, ε) → (x_τ, u_τ)` coordinate-wise.
+/// Shared driver: checks shapes and finiteness, draws `τ = τ_min + (1 − τ_min) s`, `s ~ U[0,1]`
+/// per row (`τ ~ U[τ_min, 1]`; every matcher but a windowed [`RectifiedFlow`] has `τ_min = 0`)
+/// and `ε ~ N(0, I)` per coordinate, and applies `path(τ, x₀, x₁, ε) → (x_τ, u_τ)`
+/// coordinate-wise.
 fn sample_rows(
     x0: &[f32],
     x1: &[f32],
     d: usize,
     rng: &mut StdRng,
     noise: bool,
+    t_min: f64,
     path: &dyn Fn(f64, f64, f64, f64) -> (f64, f64),
 ) -> Result<PoolBatch> {
     if d == 0 || x0.len() != x1.len() || !x0.len().is_multiple_of(d) || x0.is_empty() {
@@ -93,6 +96,11 @@ fn sample_rows(
             "flow-matching batch holds a NaN or infinity (value {i})"
         )));
     }
+    if !(t_min.is_finite() && (0.0..1.0).contains(&t_min)) {
+        return Err(NsgfError::Param(format!(
+            "flow matching: the times' lower end must lie in [0, 1), got {t_min}"
+        )));
+    }
     let n = x0.len() / d;
     let mut out = PoolBatch {
         x: Vec::with_capacity(n * d),
@@ -100,7 +108,12 @@ fn sample_rows(
         u: Vec::with_capacity(n * d),
     };
     for (a, b) in x0.chunks_exact(d).zip(x1.chunks_exact(d)) {
-        let t: f64 = rng.random();
+        let s: f64 = rng.random();
+        let t = if t_min > 0.0 {
+            t_min + (1.0 - t_min) * s
+        } else {
+            s
+        };
         for (&a, &b) in a.iter().zip(b) {
             let eps: f64 = if noise {
                 rng.sample(StandardNormal)
@@ -148,7 +161,9 @@ impl Matcher for TargetFm {
     }
     fn sample(&self, x0: &[f32], x1: &[f32], d: usize, rng: &mut StdRng) -> Result<PoolBatch> {
         check_sigma(self.sigma, "FM")?;
-        sample_rows(x0, x1, d, rng, true, &|t, a, b, e| self.path(t, a, b, e))
+        sample_rows(x0, x1, d, rng, true, 0.0, &|t, a, b, e| {
+            self.path(t, a, b, e)
+        })
     }
     fn needs_gaussian_source(&self) -> bool {
         true
@@ -175,7 +190,7 @@ impl Matcher for IndependentCfm {
     }
     fn sample(&self, x0: &[f32], x1: &[f32], d: usize, rng: &mut StdRng) -> Result<PoolBatch> {
         check_sigma(self.sigma, "I-CFM")?;
-        sample_rows(x0, x1, d, rng, self.sigma > 0.0, &|t, a, b, e| {
+        sample_rows(x0, x1, d, rng, self.sigma > 0.0, 0.0, &|t, a, b, e| {
             self.path(t, a, b, e)
         })
     }
@@ -255,7 +270,7 @@ impl Matcher for VpInterpolant {
     }
     fn sample(&self, x0: &[f32], x1: &[f32], d: usize, rng: &mut StdRng) -> Result<PoolBatch> {
         check_sigma(self.sigma, "SI")?;
-        sample_rows(x0, x1, d, rng, self.sigma > 0.0, &|t, a, b, e| {
+        sample_rows(x0, x1, d, rng, self.sigma > 0.0, 0.0, &|t, a, b, e| {
             self.path(t, a, b, e)
         })
     }
@@ -264,10 +279,23 @@ impl Matcher for VpInterpolant {
 /// k-RF (rectified flow, Liu et al. 2023): deterministic straight paths `u = x₁ − x₀`. The
 /// `k`-th rectification trains on pairs produced by the `(k−1)`-th model's ODE; `k = 1` uses
 /// independent pairs (then it equals I-CFM with σ = 0).
+///
+/// `t_min > 0` draws `τ ~ U[t_min, 1]` instead of `U[0, 1]`: NSGF++'s straight flow trained only
+/// on the part of the path Algorithm 4 evaluates (a deviation from the paper, see
+/// `train::nsgfpp`); the paper's k-RF has `t_min = 0`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RectifiedFlow {
     /// Which rectification (1, 2, 3, ...); only used for the name.
     pub k: usize,
+    /// Lower end of the training times `τ ~ U[t_min, 1]`, in `[0, 1)` (0: the paper's).
+    pub t_min: f64,
+}
+
+impl RectifiedFlow {
+    /// The `k`-th rectification on the paper's times `τ ~ U[0, 1]`.
+    pub fn new(k: usize) -> Self {
+        Self { k, t_min: 0.0 }
+    }
 }
 
 impl Matcher for RectifiedFlow {
@@ -275,7 +303,9 @@ impl Matcher for RectifiedFlow {
         format!("{}-RF", self.k)
     }
     fn sample(&self, x0: &[f32], x1: &[f32], d: usize, rng: &mut StdRng) -> Result<PoolBatch> {
-        IndependentCfm { sigma: 0.0 }.sample(x0, x1, d, rng)
+        sample_rows(x0, x1, d, rng, false, self.t_min, &|t, a, b, _| {
+            (t * b + (1.0 - t) * a, b - a)
+        })
     }
 }
 
@@ -326,7 +356,7 @@ mod tests {
         let x0 = [0.0f32, 1.0, 2.0, 3.0, -1.0, 0.5];
         let x1 = [4.0f32, 4.0, -2.0, 1.0, 0.0, 0.0];
         for m in [
-            &RectifiedFlow { k: 1 } as &dyn Matcher,
+            &RectifiedFlow::new(1) as &dyn Matcher,
             &IndependentCfm { sigma: 0.0 },
         ] {
             let b = m.sample(&x0, &x1, 2, &mut rng).unwrap();
@@ -351,6 +381,53 @@ mod tests {
         assert!((var.sqrt() - 0.3).abs() < 0.01, "std {}", var.sqrt());
         let mean_t = b.tau.iter().map(|t| *t as f64).sum::<f64>() / n as f64;
         assert!((mean_t - 0.5).abs() < 0.01);
+    }
+
+    /// `t_min` maps the paper's draw `s ~ U[0, 1]` affinely onto `[t_min, 1]` (the same random
+    /// numbers) and builds `x_τ = τ x₁ + (1 − τ) x₀` there; the target `x₁ − x₀` is unchanged.
+    #[test]
+    fn a_time_window_maps_the_draw_onto_it() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let n = 400;
+        let x0: Vec<f32> = (0..2 * n).map(|_| rng.sample(StandardNormal)).collect();
+        let x1: Vec<f32> = (0..2 * n).map(|_| rng.sample(StandardNormal)).collect();
+        let paper = RectifiedFlow::new(1)
+            .sample(&x0, &x1, 2, &mut StdRng::seed_from_u64(5))
+            .unwrap();
+        let late = RectifiedFlow { k: 1, t_min: 0.6 }
+            .sample(&x0, &x1, 2, &mut StdRng::seed_from_u64(5))
+            .unwrap();
+        assert_eq!(late.u, paper.u);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for (i, (&t, &s)) in late.tau.iter().zip(&paper.tau).enumerate() {
+            assert!((0.6..=1.0).contains(&t), "row {i}: τ = {t}");
+            assert!(
+                (t - (0.6 + 0.4 * s)).abs() < 1e-6,
+                "row {i}: {t} vs s = {s}"
+            );
+            for k in 0..2 {
+                let (a, c) = (x0[2 * i + k], x1[2 * i + k]);
+                let got = late.x[2 * i + k];
+                assert!(
+                    (got - (t * c + (1.0 - t) * a)).abs() < 1e-5,
+                    "row {i}: {got}"
+                );
+            }
+            lo = lo.min(t);
+            hi = hi.max(t);
+        }
+        // The window is covered, not a corner of it.
+        assert!(lo < 0.62 && hi > 0.98, "[{lo}, {hi}]");
+        // 1-RF is I-CFM with σ = 0, draw for draw.
+        let icfm = IndependentCfm { sigma: 0.0 }
+            .sample(&x0, &x1, 2, &mut StdRng::seed_from_u64(5))
+            .unwrap();
+        assert_eq!((icfm.x, icfm.tau), (paper.x, paper.tau));
+        for bad in [1.0, -0.1, f64::NAN] {
+            let m = RectifiedFlow { k: 1, t_min: bad };
+            let err = m.sample(&x0, &x1, 2, &mut rng).unwrap_err().to_string();
+            assert!(err.contains("[0, 1)"), "{err}");
+        }
     }
 
     #[test]

@@ -18,7 +18,6 @@ use crate::error::{NsgfError, Result};
 use crate::flows::matching::MatcherKind;
 use crate::flows::samplers::{integrate, integrate_adaptive_rows, Solver, Tolerance};
 use crate::flows::VectorField;
-use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::Regressor;
@@ -158,9 +157,7 @@ pub fn train<B: NnAutodiffBackend>(
     let mut cfg = cfg.clone();
     cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
     std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
-    let text = toml::to_string_pretty(&cfg)
-        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
-    write_atomic(&run_dir.join(CONFIG_FILE), text.as_bytes())?;
+    checkpoint::write_run_config(run_dir, &cfg, resume)?;
     B::seed(device, cfg.seed);
     match cfg.image_shape {
         None => {

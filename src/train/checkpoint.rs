@@ -148,6 +148,96 @@ pub const TIMING_FILE: &str = "timing.json";
 /// written before `state.json`, so a complete checkpoint has it.
 pub const EMA_FILE: &str = "ema.safetensors";
 
+/// Writes a run's `config.toml` (atomically). When resuming a run that already has one, the
+/// new config must train the same thing: both are read as `C` (so that keys left at their
+/// defaults compare equal whichever version wrote them) and compared key by key; any
+/// difference but those [`may_change_on_resume`] allows is an error naming the keys, and the
+/// run folder is left untouched. Without this, a resumed run would silently mix two settings
+/// (say an NSF trained half on `t ~ U(0, 1)` and half on `U(0.5, 1)`).
+pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
+    dir: &Path,
+    cfg: &C,
+    resume: bool,
+) -> Result<()> {
+    let path = dir.join(CONFIG_FILE);
+    let new = toml::Value::try_from(cfg)
+        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+    if resume {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let old: C = toml::from_str(&text).map_err(|e| {
+                    NsgfError::format(
+                        &path,
+                        format!("cannot resume: not a config of this run's method: {e}"),
+                    )
+                })?;
+                let old = toml::Value::try_from(&old)
+                    .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+                let mut changed = Vec::new();
+                differing_keys(&old, &new, "", &mut changed);
+                let (allowed, refused): (Vec<String>, Vec<String>) =
+                    changed.into_iter().partition(|k| may_change_on_resume(k));
+                if !refused.is_empty() {
+                    return Err(NsgfError::format(
+                        &path,
+                        format!(
+                            "cannot resume: this run was trained under another config (it differs \
+                             in {}); resume with the run's own config.toml, or train into a new \
+                             folder (a resumed run may change only its steps, checkpoint_every, \
+                             log_every, threads, [sampling] and the data's dir)",
+                            refused.join(", ")
+                        ),
+                    ));
+                }
+                if !allowed.is_empty() {
+                    tracing::info!(changed = %allowed.join(", "), "resuming with changed settings");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(NsgfError::io(&path, e)),
+        }
+    }
+    let text = toml::to_string_pretty(cfg)
+        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+    write_atomic(&path, text.as_bytes())
+}
+
+/// Dotted paths of the keys whose values differ between two TOML values (a key present on one
+/// side only counts).
+fn differing_keys(a: &toml::Value, b: &toml::Value, path: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => differing_keys(u, v, &p, out),
+                    _ => out.push(p),
+                }
+            }
+        }
+        _ if a != b => out.push(path.to_string()),
+        _ => {}
+    }
+}
+
+/// The settings a resumed run may change (dotted config paths): how long it trains (`steps` of
+/// a `[train]` table, or the top-level flow steps K of JKO-Flow / EPT: extending a run; a
+/// cosine schedule then follows the new length; not NSGF's `nsgf.steps` = T), how often it checkpoints and logs, its CPU threads, how it samples (`[sampling]`)
+/// and where its data lie (`data.….dir`). Everything else changes what is being trained.
+pub fn may_change_on_resume(path: &str) -> bool {
+    let seg: Vec<&str> = path.split('.').collect();
+    let last = seg[seg.len() - 1];
+    matches!(last, "checkpoint_every" | "log_every" | "threads")
+        || seg[0] == "sampling"
+        || (last == "steps" && (seg.len() == 1 || seg[seg.len() - 2] == "train"))
+        || (seg[0] == "data" && last == "dir")
+}
+
 /// Serialises a module's weights to safetensors bytes, byte-reproducibly: the same weights give
 /// the same bytes in every run (burn's store writes its metadata from a `HashMap`; the header is
 /// rewritten with sorted keys by [`canonical_safetensors`]).
@@ -411,6 +501,87 @@ mod tests {
         // Non-zero trailing bits: "01" decodes 10 bits into one byte plus 2 set bits.
         assert!(!valid_param_id("01"));
         assert!(valid_param_id("00"));
+    }
+
+    /// A resumed run keeps its config: any change but the allowed ones is refused (and the
+    /// folder left alone); the allowed ones are written; a fresh run overwrites.
+    #[test]
+    fn resuming_refuses_another_config() {
+        use crate::train::nsgfpp::NsgfppConfig;
+        // Written the way a user would, defaults left out.
+        let text = "method = \"nsgfpp\"\nproblem = \"moons\"\n[nsgf]\nsteps = 3\n\
+                    [nsf]\nt_min = 0.5\n[sampling]\nnsf_steps = 4\n";
+        let cfg = NsgfppConfig::from_toml(text, Path::new("x.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, text).unwrap();
+        // The same config, spelt out in full: nothing differs.
+        write_run_config(dir.path(), &cfg, true).unwrap();
+        let full = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(NsgfppConfig::from_toml(&full, &path).unwrap(), cfg);
+        // What changes what is trained is refused, the file untouched.
+        let mut other = cfg.clone();
+        other.nsf.t_min = 0.0;
+        other.nsgf.steps = 4; // T, not a [train] table's steps
+        other.seed = 1;
+        let err = write_run_config(dir.path(), &other, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nsf.t_min, nsgf.steps, seed"), "{err}");
+        assert!(err.contains("cannot resume"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), full);
+        // Training longer, checkpointing more often and sampling otherwise are fine.
+        let mut longer = cfg.clone();
+        longer.train.steps += 100;
+        longer.nsf.train.checkpoint_every = 7;
+        longer.sampling.nsf_steps = Some(9);
+        write_run_config(dir.path(), &longer, true).unwrap();
+        let now = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(NsgfppConfig::from_toml(&now, &path).unwrap(), longer);
+        // A fresh run (no resume) overwrites whatever was there.
+        write_run_config(dir.path(), &other, false).unwrap();
+        let now = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(NsgfppConfig::from_toml(&now, &path).unwrap(), other);
+        // A config of another method cannot be resumed as this one.
+        std::fs::write(&path, "method = \"cfm\"\n").unwrap();
+        let err = write_run_config(dir.path(), &cfg, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a config of this run's method"), "{err}");
+        // No config yet: resuming writes it.
+        let fresh = dir.path().join("fresh");
+        std::fs::create_dir_all(&fresh).unwrap();
+        write_run_config(&fresh, &cfg, true).unwrap();
+        assert!(fresh.join(CONFIG_FILE).exists());
+    }
+
+    #[test]
+    fn the_settings_a_resume_may_change() {
+        for ok in [
+            "train.steps",
+            "nsf.train.steps",
+            "time.train.checkpoint_every",
+            "checkpoint_every",
+            "train.log_every",
+            "train.threads",
+            "sampling.nsf_steps",
+            "sampling",
+            "data.dataset.dir",
+            "steps",
+        ] {
+            assert!(may_change_on_resume(ok), "{ok}");
+        }
+        for no in [
+            "nsgf.steps",
+            "train.lr",
+            "train.batch",
+            "nsf.t_min",
+            "seed",
+            "data.dataset.split",
+            "iterations",
+        ] {
+            assert!(!may_change_on_resume(no), "{no}");
+        }
     }
 
     #[test]

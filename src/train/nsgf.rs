@@ -13,7 +13,6 @@ use crate::error::{NsgfError, Result};
 use crate::flows::nsgf::{push_flow, NsgfConfig};
 use crate::flows::pool::TrajectoryPool;
 use crate::flows::samplers::{integrate, Solver};
-use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::Regressor;
@@ -214,7 +213,7 @@ pub fn train<B: NnAutodiffBackend>(
 ) -> Result<TrainReport> {
     cfg.validate()?;
     std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
-    write_atomic(&run_dir.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
+    checkpoint::write_run_config(run_dir, cfg, resume)?;
     B::seed(device, cfg.seed);
     let model: VelocityMlp<B> = MlpConfig::new(2)
         .with_hidden(cfg.model.hidden)

@@ -26,7 +26,6 @@ use crate::flows::nsgf::NsgfConfig;
 use crate::flows::nsgfpp::{nsgfpp_sample, NsfSchedule, NsgfppSamples};
 use crate::flows::samplers::Solver;
 use crate::flows::{TimePredictor, VectorField};
-use crate::io::npy::write_atomic;
 use crate::models::mlp::{MlpConfig, VelocityMlp};
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::time_predictor::{TimeCnn, TimeCnnConfig, TimeMlp, TimeMlpConfig};
@@ -40,26 +39,14 @@ use std::path::Path;
 /// Maximum NSGF steps of NSGF++'s first phase (the paper: `T ≤ 5`).
 pub const MAX_NSGF_STEPS: usize = 5;
 
-/// One straight-path network: its size and optimisation.
+/// The time predictor's size and optimisation (it trains on Algorithm 3's `t ~ U(0, 1)`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PartConfig {
-    /// Network size (MLP, or `unet` for images).
+    /// Network size (MLP in 2-D; images use the paper's CNN and ignore it).
     pub model: ModelConfig,
     /// Adam settings (steps, batch, lr, schedule, checkpoints).
     pub train: OptimConfig,
-    /// Lower end of the training times: `t ~ U(t_min, 1)` along `X_t = t Y + (1 − t) X₀`.
-    /// The paper (Algorithm 3) draws `t ~ U(0, 1)`: `t_min = 0`, the default. Algorithm 4
-    /// starts the NSF at `t̂ = t_φ(X̃_T)`, so an NSF only ever evaluated on `[t̂, 1]` can spend
-    /// its whole budget there (a deviation from the paper; `nsgf sample` warns when some `t̂`
-    /// fall below the NSF's `t_min`, see [`below_nsf_range`]). Only the NSF's may be set: the
-    /// time predictor keeps the paper's `U(0, 1)`.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub t_min: f64,
-}
-
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
 }
 
 impl Default for PartConfig {
@@ -70,6 +57,37 @@ impl Default for PartConfig {
                 steps: 10_000,
                 ..OptimConfig::default()
             },
+        }
+    }
+}
+
+/// The neural straight flow's size, optimisation and training times.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NsfConfig {
+    /// Network size (MLP, or `unet` for images).
+    pub model: ModelConfig,
+    /// Adam settings (steps, batch, lr, schedule, checkpoints).
+    pub train: OptimConfig,
+    /// Lower end of the training times: `t ~ U(t_min, 1)` along `X_t = t Y + (1 − t) X₀`.
+    /// The paper (Algorithm 3) draws `t ~ U(0, 1)`: `t_min = 0`, the default. Algorithm 4
+    /// starts the NSF at `t̂ = t_φ(X̃_T)`, so an NSF only ever evaluated on `[t̂, 1]` can spend
+    /// its whole budget there (a deviation from the paper; `nsgf sample` warns when some `t̂`
+    /// fall below it, see [`below_nsf_range`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub t_min: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl Default for NsfConfig {
+    fn default() -> Self {
+        let PartConfig { model, train } = PartConfig::default();
+        Self {
+            model,
+            train,
             t_min: 0.0,
         }
     }
@@ -165,7 +183,7 @@ pub struct NsgfppConfig {
     pub model: ModelConfig,
     /// The neural straight flow (an MLP, or `unet = "…"` for images).
     #[serde(default)]
-    pub nsf: PartConfig,
+    pub nsf: NsfConfig,
     /// The time predictor (an MLP in 2-D; for images the paper's 4-layer CNN, and `time.model`
     /// is not used).
     #[serde(default)]
@@ -238,14 +256,6 @@ impl NsgfppConfig {
             return Err(NsgfError::Param(format!(
                 "nsf.t_min must lie in [0, 1), got {}",
                 self.nsf.t_min
-            )));
-        }
-        if self.time.t_min != 0.0 {
-            // A predictor trained on [t_min, 1] could not say that a state lies earlier on the
-            // path: it would hide the very extrapolation `nsf.t_min` warns about.
-            return Err(NsgfError::Param(format!(
-                "time.t_min = {}: the time predictor trains on t ~ U(0, 1) (Algorithm 3)",
-                self.time.t_min
             )));
         }
         for (name, model, train) in [
@@ -327,8 +337,8 @@ const STREAM_STRAIGHT_PAIRS: u64 = 20;
 const STREAM_STRAIGHT_TIMES: u64 = 30;
 
 /// Regression batch of part `part` at gradient step `step` on straight paths
-/// `X_t = t Y + (1 − t) X₀` with independent pairs (a pure function of the seed, part and step):
-/// `(X_t, t, Y − X₀)`.
+/// `X_t = t Y + (1 − t) X₀`, `t ~ U(t_min, 1)`, with independent pairs (a pure function of the
+/// seed, part and step): `(X_t, t, Y − X₀)`.
 fn straight_batch(
     data: &PairData,
     seed: u64,
@@ -339,36 +349,7 @@ fn straight_batch(
 ) -> Result<crate::flows::pool::PoolBatch> {
     let (x0, y) = data.pairs(batch, seed, STREAM_STRAIGHT_PAIRS + part, step as u64)?;
     let mut rng = keyed_rng(seed, STREAM_STRAIGHT_TIMES + part, step as u64, 0);
-    let mut b = RectifiedFlow { k: 1 }.sample(&x0, &y, data.dim(), &mut rng)?;
-    if t_min > 0.0 {
-        window_times(&mut b, &x0, &y, data.dim(), t_min);
-    }
-    Ok(b)
-}
-
-/// Moves a straight-path batch drawn with `t = s ~ U(0, 1)` to `t = t_min + (1 − t_min) s`
-/// (`~ U(t_min, 1)`): `x_t = t y + (1 − t) x₀` as the matcher computes it; the target
-/// `u = y − x₀` does not depend on `t`. Shapes: `b.x`, `x0`, `y`: `(n, d)`; `b.tau`: `(n, 1)`.
-fn window_times(
-    b: &mut crate::flows::pool::PoolBatch,
-    x0: &[f32],
-    y: &[f32],
-    d: usize,
-    t_min: f64,
-) {
-    for (((t, x), a), y) in b
-        .tau
-        .iter_mut()
-        .zip(b.x.chunks_exact_mut(d))
-        .zip(x0.chunks_exact(d))
-        .zip(y.chunks_exact(d))
-    {
-        let tw = t_min + (1.0 - t_min) * f64::from(*t);
-        *t = tw as f32;
-        for ((x, &a), &y) in x.iter_mut().zip(a).zip(y) {
-            *x = (tw * f64::from(y) + (1.0 - tw) * f64::from(a)) as f32;
-        }
-    }
+    RectifiedFlow { k: 1, t_min }.sample(&x0, &y, data.dim(), &mut rng)
 }
 
 /// Trains one straight-path network in `dir` (resuming from a checkpoint there when asked).
@@ -377,7 +358,7 @@ fn train_part<B, M>(
     model: M,
     cfg: &NsgfppConfig,
     data: &PairData,
-    part: &PartConfig,
+    (train, t_min): (&OptimConfig, f64),
     id: u64,
     dir: &Path,
     device: &B::Device,
@@ -390,12 +371,12 @@ where
     M::InnerModule: ModuleSnapshot<B::InnerBackend>,
 {
     let pb = bar(
-        part.train.steps as u64,
+        train.steps as u64,
         show,
         "train {bar:30} {pos}/{len} loss {msg} {per_sec} eta {eta}",
     );
-    let (_, _, fit) = train_network(model, &part.train, id, dir, device, resume, &pb, |step| {
-        straight_batch(data, cfg.seed, id, step, part.train.batch, part.t_min)
+    let (_, _, fit) = train_network(model, train, id, dir, device, resume, &pb, |step| {
+        straight_batch(data, cfg.seed, id, step, train.batch, t_min)
     })?;
     pb.finish_and_clear();
     Ok(fit)
@@ -428,11 +409,13 @@ where
     B::seed(device, cfg.seed.wrapping_add(1));
     let model = field(&cfg.nsf.model, device)?;
     let dir = run_dir.join("nsf");
-    let nsf = train_part(model, cfg, data, &cfg.nsf, 1, &dir, device, resume, show)?;
+    let times = (&cfg.nsf.train, cfg.nsf.t_min);
+    let nsf = train_part(model, cfg, data, times, 1, &dir, device, resume, show)?;
     B::seed(device, cfg.seed.wrapping_add(2));
     let model = time(device)?;
     let dir = run_dir.join("time");
-    let time = train_part(model, cfg, data, &cfg.time, 2, &dir, device, resume, show)?;
+    let times = (&cfg.time.train, 0.0);
+    let time = train_part(model, cfg, data, times, 2, &dir, device, resume, show)?;
     Ok(NsgfppReport { nsgf, nsf, time })
 }
 
@@ -451,7 +434,7 @@ pub fn train<B: NnAutodiffBackend>(
     let mut cfg = cfg.clone();
     cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
     std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
-    write_atomic(&run_dir.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
+    checkpoint::write_run_config(run_dir, &cfg, resume)?;
     match cfg.image_shape {
         None => train_networks::<B, _, _>(
             &cfg,
@@ -713,43 +696,21 @@ pub fn below_nsf_range(config: &NsgfppConfig, t_hat: &[f32]) -> usize {
 mod tests {
     use super::*;
 
-    /// `t_min` moves the paper's draw `t ~ U(0, 1)` affinely onto `[t_min, 1]` and recomputes
-    /// `x_t = t y + (1 − t) x₀` from the same pairs; the target `y − x₀` is unchanged.
+    /// The NSF's batches: `t ~ U(t_min, 1)` on the pairs the paper's range draws (same `Y − X₀`),
+    /// the time predictor's on `U(0, 1)`; both keyed by (seed, part, step).
     #[test]
-    fn the_time_window_maps_the_draw_and_rebuilds_the_path() {
+    fn straight_batches_draw_the_nsf_window() {
         let data = pairs::resolve(Some(Problem::Moons), None).unwrap();
-        let (seed, part, step, n) = (7, 1, 12, 300);
-        let paper = straight_batch(&data, seed, part, step, n, 0.0).unwrap();
-        let late = straight_batch(&data, seed, part, step, n, 0.6).unwrap();
-        let (x0, y) = data
-            .pairs(n, seed, STREAM_STRAIGHT_PAIRS + part, step as u64)
-            .unwrap();
+        let (seed, step, n) = (7, 12, 300);
+        let paper = straight_batch(&data, seed, 1, step, n, 0.0).unwrap();
+        let late = straight_batch(&data, seed, 1, step, n, 0.6).unwrap();
         assert_eq!(late.u, paper.u);
-        assert_eq!(late.tau.len(), n);
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        for (i, (&t, &s)) in late.tau.iter().zip(&paper.tau).enumerate() {
-            assert!((0.6..=1.0).contains(&t), "row {i}: t = {t}");
-            assert!(
-                (f64::from(t) - (0.6 + 0.4 * f64::from(s))).abs() < 1e-6,
-                "row {i}"
-            );
-            for k in 0..2 {
-                let want = t * y[2 * i + k] + (1.0 - t) * x0[2 * i + k];
-                let got = late.x[2 * i + k];
-                assert!((got - want).abs() < 1e-5, "row {i}: {got} vs {want}");
-                let u = y[2 * i + k] - x0[2 * i + k];
-                assert!((late.u[2 * i + k] - u).abs() < 1e-5);
-            }
-            lo = lo.min(t);
-            hi = hi.max(t);
-        }
-        // The window is covered, not a corner of it.
-        assert!(lo < 0.62 && hi > 0.98, "[{lo}, {hi}]");
-        // The paper's draw is the matcher's, untouched.
-        let mut rng = keyed_rng(seed, STREAM_STRAIGHT_TIMES + part, step as u64, 0);
-        let direct = RectifiedFlow { k: 1 }.sample(&x0, &y, 2, &mut rng).unwrap();
-        assert_eq!(direct.x, paper.x);
-        assert_eq!(direct.tau, paper.tau);
+        assert!(late.tau.iter().all(|t| (0.6..=1.0).contains(t)));
+        assert!(paper.tau.iter().any(|&t| t < 0.3));
+        let again = straight_batch(&data, seed, 1, step, n, 0.6).unwrap();
+        assert_eq!((again.x, again.tau), (late.x, late.tau));
+        let time = straight_batch(&data, seed, 2, step, n, 0.0).unwrap();
+        assert_ne!(time.u, paper.u);
     }
 
     #[test]

@@ -540,9 +540,7 @@ where
 {
     let t0 = Instant::now();
     std::fs::create_dir_all(dir.join(PHASES_DIR)).map_err(|e| NsgfError::io(dir, e))?;
-    let text = toml::to_string_pretty(cfg)
-        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+    checkpoint::write_run_config(dir, cfg, resume)?;
     let d = data.dim();
     let mut generator: G = checkpoint::sequential_ids(generator, 1 << 40);
     let mut potential: P = checkpoint::sequential_ids(potential, 2 << 40);

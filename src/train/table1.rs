@@ -222,7 +222,7 @@ impl Method {
             Method::Icfm => Box::new(IndependentCfm { sigma }),
             Method::OtCfm => Box::new(ExactOtCfm { sigma }),
             Method::Si => Box::new(VpInterpolant { sigma }),
-            Method::Rf(k) => Box::new(RectifiedFlow { k }),
+            Method::Rf(k) => Box::new(RectifiedFlow::new(k)),
         })
     }
 }

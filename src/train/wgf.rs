@@ -28,7 +28,6 @@ use crate::data::loader::keyed_rng;
 use crate::data::toy2d::Problem;
 use crate::error::{NsgfError, Result};
 use crate::flows::wgf::{critic_loss, ept_step, lsdr_loss, map_loss, Divergence};
-use crate::io::npy::write_atomic;
 use crate::models::ops::{NnAutodiffBackend, NnBackend};
 use crate::models::wgf::{PReluMlp, PReluMlpConfig, RatioMlp, RatioMlpConfig};
 use burn::module::AutodiffModule;
@@ -346,9 +345,7 @@ pub fn train<B: NnAutodiffBackend>(
 ) -> Result<WgfReport> {
     cfg.validate()?;
     std::fs::create_dir_all(dir.join(STEPS_DIR)).map_err(|e| NsgfError::io(dir, e))?;
-    let text = toml::to_string_pretty(cfg)
-        .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+    checkpoint::write_run_config(dir, cfg, resume)?;
     B::seed(device, cfg.seed);
     match cfg.method {
         WgfMethod::Jko => train_jko::<B>(cfg, dir, device, resume, show),
