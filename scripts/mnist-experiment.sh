@@ -6,7 +6,8 @@
 #
 #   scripts/mnist-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
 #
-# NFEs are drawn in the order 20, 10, 60 (the head-to-head first); the table sorts them.
+# `all` trains each method and scores it at NFE 20 and 10 (the head-to-head) before any NFE-60
+# draw; the table sorts the columns.
 #
 # Stages and environment: scripts/image-experiment.sh.
 cd "$(dirname "$0")/.."
