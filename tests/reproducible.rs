@@ -27,12 +27,13 @@ hidden = 16
 layers = 2
 "#;
 
-fn train(config: &Path, out: &Path) {
+fn train(config: &Path, out: &Path, extra: &[&str]) {
     let run = Command::new(env!("CARGO_BIN_EXE_nsgf"))
         .args(["train", "--config"])
         .arg(config)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .output()
         .expect("running nsgf train");
     assert!(
@@ -49,8 +50,8 @@ fn same_seeded_train_writes_identical_checkpoints() {
     let config = dir.path().join("tiny.toml");
     std::fs::write(&config, TINY).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    train(&config, &a);
-    train(&config, &b);
+    train(&config, &a, &[]);
+    train(&config, &b, &[]);
     for file in [
         "model.safetensors",
         "optim.mpk",
@@ -63,4 +64,46 @@ fn same_seeded_train_writes_identical_checkpoints() {
         );
         assert!(x == y, "{file} differs between two identical seeded runs");
     }
+}
+
+/// `nsgf train` into a folder that holds a checkpoint (its own or a part's) is refused unless
+/// told --resume or --overwrite; --overwrite trains from scratch.
+#[test]
+fn training_over_a_checkpoint_needs_resume_or_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    train(&config, &a, &[]);
+    let before = std::fs::read(a.join("state.json")).unwrap();
+    for out in [&a, &b] {
+        if out == &b {
+            // A part's checkpoint, as NSGF++ or S-JKO keep them.
+            std::fs::create_dir_all(b.join("nsf")).unwrap();
+            std::fs::write(b.join("nsf").join("state.json"), "{}").unwrap();
+        }
+        let run = Command::new(env!("CARGO_BIN_EXE_nsgf"))
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{err}");
+        assert!(
+            err.contains("already holds a trained run")
+                && err.contains("--resume")
+                && err.contains("--overwrite"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(a.join("state.json")).unwrap(), before);
+    train(&config, &a, &["--overwrite"]);
+    assert_eq!(std::fs::read(a.join("state.json")).unwrap(), before);
+    train(&config, &b, &["--overwrite"]);
+    assert_eq!(
+        std::fs::read(b.join("model.safetensors")).unwrap(),
+        std::fs::read(a.join("model.safetensors")).unwrap()
+    );
 }

@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Train from scratch even when --out holds a checkpoint (its files are replaced as the new
+    /// run writes them). Without it (or --resume) such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Device to train on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     device: DeviceKind,
@@ -83,6 +87,16 @@ trait RunConfig: Sized {
 /// stderr, the report as JSON on stdout).
 fn train_from_config<C: RunConfig>(args: TrainArgs) -> Result<()> {
     let mut cfg = C::load(&args.config)?;
+    if !args.resume && !args.overwrite {
+        if let Some(state) = existing_checkpoint(&args.out) {
+            anyhow::bail!(
+                "{} already holds a trained run (checkpoint {}): continue it with --resume, or \
+                 pass --overwrite to train from scratch over it",
+                args.out.display(),
+                state.display()
+            );
+        }
+    }
     if let Some(seed) = args.seed {
         cfg.set_seed(seed);
     }
@@ -100,6 +114,28 @@ fn train_from_config<C: RunConfig>(args: TrainArgs) -> Result<()> {
     eprintln!("{}", cfg.summary(&report));
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// The first checkpoint (`state.json`) found in `dir` or its sub-folders (a run's parts: NSGF++'s
+/// `nsgf/`, S-JKO's `generator/`, ...), at most three levels down, in name order.
+fn existing_checkpoint(dir: &Path) -> Option<PathBuf> {
+    fn walk(d: &Path, depth: usize) -> Option<PathBuf> {
+        let mut subdirs = Vec::new();
+        for e in std::fs::read_dir(d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                subdirs.push(p);
+            } else if e.file_name() == nsgf::train::checkpoint::STATE_FILE {
+                return Some(p);
+            }
+        }
+        if depth == 0 {
+            return None;
+        }
+        subdirs.sort();
+        subdirs.iter().find_map(|s| walk(s, depth - 1))
+    }
+    walk(dir, 3)
 }
 
 /// The items of a [`RunConfig`] impl that only name the method's trainer: `load` (the config
