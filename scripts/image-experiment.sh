@@ -204,6 +204,18 @@ figures() {
             --out "$OUT/neighbours-$m-nfe$top.png" --json "$OUT/neighbours-$m-nfe$top.json"
     done
 }
+# Samples and scores method $1 at each of its NFEs that is -$2 (le or gt) EARLY_NFE, the table
+# rewritten after every cell.
+score() {
+    local m=$1 op=$2 nfe
+    for nfe in $(nfes_of "$m"); do
+        [ "$nfe" "-$op" "$EARLY_NFE" ] || continue
+        METHODS=$m NFES=$nfe sample
+        fid
+        table > /dev/null
+    done
+}
+
 case "$stage" in
     train) train ;;
     sample) sample ;;
@@ -218,20 +230,10 @@ case "$stage" in
         # their sample files) before the long NFE-60 draws.
         for m in $METHODS; do
             METHODS=$m train
-            for nfe in $(nfes_of "$m"); do
-                [ "$nfe" -le "$EARLY_NFE" ] || continue
-                METHODS=$m NFES=$nfe sample
-                fid
-                table > /dev/null
-            done
+            score "$m" le
         done
         for m in $METHODS; do
-            for nfe in $(nfes_of "$m"); do
-                [ "$nfe" -gt "$EARLY_NFE" ] || continue
-                METHODS=$m NFES=$nfe sample
-                fid
-                table > /dev/null
-            done
+            score "$m" gt
         done
         table
         figures
