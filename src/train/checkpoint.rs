@@ -182,9 +182,10 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
                         &path,
                         format!(
                             "cannot resume: this run was trained under another config (it differs \
-                             in {}); resume with the run's own config.toml, or train into a new \
-                             folder (a resumed run may change only its steps, checkpoint_every, \
-                             log_every, threads, [sampling] and the data's dir)",
+                             in {}); resume with the run's own config.toml, train into a new \
+                             folder, or start this one afresh (`nsgf train --overwrite`); a \
+                             resumed run may change only its steps, checkpoint_every, log_every, \
+                             threads, [sampling] and the data's dir",
                             refused.join(", ")
                         ),
                     ));
