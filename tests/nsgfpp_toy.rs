@@ -126,8 +126,20 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
     // Resuming it under another NSF time range is refused before anything trains.
     let mut other = cfg.clone();
     other.nsf.t_min = 0.5;
+    let saved = |f: &str| std::fs::read(run2.join(f)).unwrap();
+    let before = (
+        saved("config.toml"),
+        saved("nsf/state.json"),
+        saved("nsf/model.safetensors"),
+    );
     let err = train::<CpuAutodiff>(&other, &run2, &dev, true, false).unwrap_err();
     assert!(err.to_string().contains("differs in nsf.t_min"), "{err}");
+    let after = (
+        saved("config.toml"),
+        saved("nsf/state.json"),
+        saved("nsf/model.safetensors"),
+    );
+    assert!(after == before, "a refused resume changed the run's files");
 }
 
 #[test]

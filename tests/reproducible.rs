@@ -99,11 +99,15 @@ fn training_over_a_checkpoint_needs_resume_or_overwrite() {
         );
     }
     assert_eq!(std::fs::read(a.join("state.json")).unwrap(), before);
+    // --overwrite trains from scratch: another seed gives other weights, the first seed again
+    // the first run's; a part's stale checkpoint is removed.
+    let first = std::fs::read(a.join("model.safetensors")).unwrap();
+    train(&config, &a, &["--overwrite", "--seed", "1"]);
+    assert_ne!(std::fs::read(a.join("model.safetensors")).unwrap(), first);
     train(&config, &a, &["--overwrite"]);
+    assert_eq!(std::fs::read(a.join("model.safetensors")).unwrap(), first);
     assert_eq!(std::fs::read(a.join("state.json")).unwrap(), before);
     train(&config, &b, &["--overwrite"]);
-    assert_eq!(
-        std::fs::read(b.join("model.safetensors")).unwrap(),
-        std::fs::read(a.join("model.safetensors")).unwrap()
-    );
+    assert!(!b.join("nsf").join("state.json").exists());
+    assert_eq!(std::fs::read(b.join("model.safetensors")).unwrap(), first);
 }

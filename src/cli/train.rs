@@ -35,8 +35,9 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
-    /// Train from scratch even when --out holds a checkpoint (its files are replaced as the new
-    /// run writes them). Without it (or --resume) such a folder is refused.
+    /// Train from scratch even when --out holds a checkpoint: its checkpoints are invalidated
+    /// first (their `state.json` files removed), the other files replaced as the new run writes
+    /// them. Without it (or --resume) such a folder is refused.
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
     /// Device to train on.
@@ -87,12 +88,22 @@ trait RunConfig: Sized {
 /// stderr, the report as JSON on stdout).
 fn train_from_config<C: RunConfig>(args: TrainArgs) -> Result<()> {
     let mut cfg = C::load(&args.config)?;
-    if !args.resume && !args.overwrite {
-        if let Some(state) = existing_checkpoint(&args.out) {
+    if !args.resume {
+        let found = checkpoints_in(&args.out);
+        if !args.overwrite && !found.is_empty() {
             anyhow::bail!(
                 "{} already holds a trained run (checkpoint {}): continue it with --resume, or \
                  pass --overwrite to train from scratch over it",
                 args.out.display(),
+                found[0].display()
+            );
+        }
+        // A part left with its old checkpoint would be resumed after an interrupted new run.
+        for state in found {
+            std::fs::remove_file(&state)
+                .with_context(|| format!("--overwrite: removing {}", state.display()))?;
+            eprintln!(
+                "--overwrite: removed the old checkpoint {}",
                 state.display()
             );
         }
@@ -116,26 +127,28 @@ fn train_from_config<C: RunConfig>(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The first checkpoint (`state.json`) found in `dir` or its sub-folders (a run's parts: NSGF++'s
+/// The checkpoints (`state.json` files) in `dir` and its sub-folders (a run's parts: NSGF++'s
 /// `nsgf/`, S-JKO's `generator/`, ...), at most three levels down, in name order.
-fn existing_checkpoint(dir: &Path) -> Option<PathBuf> {
-    fn walk(d: &Path, depth: usize) -> Option<PathBuf> {
-        let mut subdirs = Vec::new();
-        for e in std::fs::read_dir(d).ok()?.flatten() {
-            let p = e.path();
+fn checkpoints_in(dir: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
             if p.is_dir() {
-                subdirs.push(p);
-            } else if e.file_name() == nsgf::train::checkpoint::STATE_FILE {
-                return Some(p);
+                if depth > 0 {
+                    walk(&p, depth - 1, out);
+                }
+            } else if p.file_name() == Some(nsgf::train::checkpoint::STATE_FILE.as_ref()) {
+                out.push(p);
             }
         }
-        if depth == 0 {
-            return None;
-        }
-        subdirs.sort();
-        subdirs.iter().find_map(|s| walk(s, depth - 1))
     }
-    walk(dir, 3)
+    let mut out = Vec::new();
+    walk(dir, 3, &mut out);
+    out
 }
 
 /// The items of a [`RunConfig`] impl that only name the method's trainer: `load` (the config

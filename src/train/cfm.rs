@@ -156,7 +156,6 @@ pub fn train<B: NnAutodiffBackend>(
     let data = pairs::resolve(cfg.problem, cfg.data.as_ref())?;
     let mut cfg = cfg.clone();
     cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
     checkpoint::write_run_config(run_dir, &cfg, resume)?;
     B::seed(device, cfg.seed);
     match cfg.image_shape {

@@ -151,8 +151,8 @@ pub const EMA_FILE: &str = "ema.safetensors";
 /// Writes a run's `config.toml` (atomically). When resuming a run that already has one, the
 /// new config must train the same thing: both are read as `C` (so that keys left at their
 /// defaults compare equal whichever version wrote them) and compared key by key; any
-/// difference but those [`may_change_on_resume`] allows is an error naming the keys, and the
-/// run folder is left untouched. Without this, a resumed run would silently mix two settings
+/// difference but those [`may_change_on_resume`] allows is an error naming the keys, raised
+/// before anything is written. Creates `dir` if needed. Without this, a resumed run would silently mix two settings
 /// (say an NSF trained half on `t ~ U(0, 1)` and half on `U(0.5, 1)`).
 pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
     dir: &Path,
@@ -166,10 +166,17 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let old: C = toml::from_str(&text).map_err(|e| {
-                    NsgfError::format(
-                        &path,
-                        format!("cannot resume: not a config of this run's method: {e}"),
-                    )
+                    // Same method (or none) in both: a file this version cannot read.
+                    let method = |v: &toml::Value| v.get("method").cloned();
+                    let same = toml::from_str::<toml::Value>(&text)
+                        .is_ok_and(|saved| method(&saved) == method(&new));
+                    let what = if same {
+                        "it does not parse as this version's config (edit it, or start the \
+                         run afresh with `nsgf train --overwrite`)"
+                    } else {
+                        "not a config of this run's method"
+                    };
+                    NsgfError::format(&path, format!("cannot resume: {what}: {e}"))
                 })?;
                 let old = toml::Value::try_from(&old)
                     .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
@@ -185,7 +192,7 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
                              in {}); resume with the run's own config.toml, train into a new \
                              folder, or start this one afresh (`nsgf train --overwrite`); a \
                              resumed run may change only its steps, checkpoint_every, log_every, \
-                             threads, [sampling] and the data's dir",
+                             threads, [sampling] and where the data lie",
                             refused.join(", ")
                         ),
                     ));
@@ -200,6 +207,7 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
     }
     let text = toml::to_string_pretty(cfg)
         .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
     write_atomic(&path, text.as_bytes())
 }
 
@@ -228,15 +236,16 @@ fn differing_keys(a: &toml::Value, b: &toml::Value, path: &str, out: &mut Vec<St
 
 /// The settings a resumed run may change (dotted config paths): how long it trains (`steps` of
 /// a `[train]` table, or the top-level flow steps K of JKO-Flow / EPT: extending a run; a
-/// cosine schedule then follows the new length; not NSGF's `nsgf.steps` = T), how often it checkpoints and logs, its CPU threads, how it samples (`[sampling]`)
-/// and where its data lie (`data.….dir`). Everything else changes what is being trained.
+/// cosine schedule then follows the new length; not NSGF's `nsgf.steps` = T), how often it
+/// checkpoints and logs, its CPU threads, how it samples (`[sampling]`) and where its data lie
+/// (`data.….dir` / `data.….path`). Everything else changes what is being trained.
 pub fn may_change_on_resume(path: &str) -> bool {
     let seg: Vec<&str> = path.split('.').collect();
     let last = seg[seg.len() - 1];
     matches!(last, "checkpoint_every" | "log_every" | "threads")
         || seg[0] == "sampling"
         || (last == "steps" && (seg.len() == 1 || seg[seg.len() - 2] == "train"))
-        || (seg[0] == "data" && last == "dir")
+        || (seg[0] == "data" && matches!(last, "dir" | "path"))
 }
 
 /// Serialises a module's weights to safetensors bytes, byte-reproducibly: the same weights give
@@ -543,12 +552,21 @@ mod tests {
         write_run_config(dir.path(), &other, false).unwrap();
         let now = std::fs::read_to_string(&path).unwrap();
         assert_eq!(NsgfppConfig::from_toml(&now, &path).unwrap(), other);
-        // A config of another method cannot be resumed as this one.
+        // A config of another method cannot be resumed as this one; one of this method that
+        // this version cannot read says so.
         std::fs::write(&path, "method = \"cfm\"\n").unwrap();
         let err = write_run_config(dir.path(), &cfg, true)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a config of this run's method"), "{err}");
+        std::fs::write(&path, format!("{text}gone = 1\n")).unwrap();
+        let err = write_run_config(dir.path(), &cfg, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not parse as this version's config"),
+            "{err}"
+        );
         // No config yet: resuming writes it.
         let fresh = dir.path().join("fresh");
         std::fs::create_dir_all(&fresh).unwrap();
@@ -568,6 +586,7 @@ mod tests {
             "sampling.nsf_steps",
             "sampling",
             "data.dataset.dir",
+            "data.dataset.path",
             "steps",
         ] {
             assert!(may_change_on_resume(ok), "{ok}");

@@ -212,7 +212,6 @@ pub fn train<B: NnAutodiffBackend>(
     show_progress: bool,
 ) -> Result<TrainReport> {
     cfg.validate()?;
-    std::fs::create_dir_all(run_dir).map_err(|e| NsgfError::io(run_dir, e))?;
     checkpoint::write_run_config(run_dir, cfg, resume)?;
     B::seed(device, cfg.seed);
     let model: VelocityMlp<B> = MlpConfig::new(2)

@@ -539,8 +539,8 @@ where
     P: Potential<B> + AutodiffModule<B> + ModuleSnapshot<B>,
 {
     let t0 = Instant::now();
-    std::fs::create_dir_all(dir.join(PHASES_DIR)).map_err(|e| NsgfError::io(dir, e))?;
     checkpoint::write_run_config(dir, cfg, resume)?;
+    std::fs::create_dir_all(dir.join(PHASES_DIR)).map_err(|e| NsgfError::io(dir, e))?;
     let d = data.dim();
     let mut generator: G = checkpoint::sequential_ids(generator, 1 << 40);
     let mut potential: P = checkpoint::sequential_ids(potential, 2 << 40);

@@ -344,8 +344,8 @@ pub fn train<B: NnAutodiffBackend>(
     show: bool,
 ) -> Result<WgfReport> {
     cfg.validate()?;
-    std::fs::create_dir_all(dir.join(STEPS_DIR)).map_err(|e| NsgfError::io(dir, e))?;
     checkpoint::write_run_config(dir, cfg, resume)?;
+    std::fs::create_dir_all(dir.join(STEPS_DIR)).map_err(|e| NsgfError::io(dir, e))?;
     B::seed(device, cfg.seed);
     match cfg.method {
         WgfMethod::Jko => train_jko::<B>(cfg, dir, device, resume, show),
