@@ -13,7 +13,9 @@
 # every method's larger NFEs; then table and figures. Stages:
 #   train   trains (or resumes) runs/<PREFIX>-<method> from <CONFIGS>/<method>.toml;
 #   sample  draws N samples per method and NFE into runs/<PREFIX>-eval/<method>-nfe<K>.npy
-#           (uint8) and the sample grids into <OUT> (NFE 20; S-JKO: NFE 1 only);
+#           (uint8; `.run` beside it: the run's identity, so that a file drawn from an earlier
+#           state of the run is drawn again) and the sample grids into <OUT> (NFE 20; S-JKO:
+#           NFE 1 only);
 #   fid     exports the test images (REF_N of them, evenly spaced, when set), their Inception
 #           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json); with
 #           KEEP_SAMPLES=1 each scored sample file is copied to <OUT>/samples-<method>-nfe<K>.npy;
@@ -68,17 +70,31 @@ train() {
     done
 }
 
+# Identity of a trained run: its config.toml and every state.json (steps and file hashes).
+run_id() {
+    find "$RUNS/$PREFIX-$1" -maxdepth 2 \( -name config.toml -o -name state.json \) -type f \
+        2>/dev/null | sort | xargs -r cat | sha256sum | cut -c1-16
+}
+
 sample() {
-    local m nfe f grid
+    local m nfe f grid id
     for m in $METHODS; do
+        id=$(run_id "$m")
         for nfe in $(nfes_of "$m"); do
             f="$EVAL/$m-nfe$nfe.npy"
+            # A sample file drawn from an earlier state of the run (retrained, resumed further)
+            # is drawn again, and its FID dropped.
+            if [ -f "$f" ] && [ -f "$f.run" ] && [ "$(cat "$f.run")" != "$id" ]; then
+                echo "== $m changed since $(basename "$f") was drawn: drawing it again" >&2
+                rm -f "$f" "$f.fid.json"
+            fi
             [ -f "$f" ] && continue
             echo "== sample $m, NFE $nfe" >&2
             grid=()
             if [ "$nfe" = 20 ] || [ "$m" = sjko ]; then grid=(--grid "$OUT/grid-$m-nfe$nfe.png"); fi
             "$NSGF" sample --run "$RUNS/$PREFIX-$m" --n "$N" --nfe "$nfe" --seed 0 \
                 --out "$EVAL/tmp-$m-$nfe.npy" "${grid[@]}"
+            echo "$id" > "$f.run"
             mv "$EVAL/tmp-$m-$nfe.npy" "$f"
         done
     done
