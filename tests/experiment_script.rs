@@ -1,0 +1,184 @@
+//! `scripts/image-experiment.sh` (the MNIST / CIFAR-10 tables, run over many sessions) against a
+//! stand-in `nsgf` that logs its calls and writes placeholder outputs: the order of `all` (each
+//! method trained and scored at NFE <= 20 first, then the larger NFEs), that a second run redoes
+//! nothing, that a retrained run's samples are drawn and scored again, and the kept sample files.
+//! Skipped (with a message) where `bash` or `jq` is missing.
+
+use std::path::Path;
+use std::process::Command;
+
+/// The stand-in: `train` writes a checkpoint (`state.json`, kept when there is one: a finished
+/// run resumed) and a timing; `sample`, `data export`, `eval fid-curve` / `neighbours` write their `--out`; `eval fid`
+/// prints an FID of `10 + NFE` for `<method>-nfe<K>.npy` (so NFE 1 scores best), or writes the
+/// statistics with `--save-stats`.
+const FAKE: &str = r#"#!/usr/bin/env bash
+echo "$*" >> "$LOG"
+out=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    [ "${args[$i]}" = --out ] && out=${args[$((i + 1))]}
+done
+case "$1 $2" in
+    "train "*)
+        mkdir -p "$out"
+        [ -f "$out/state.json" ] || echo s0 > "$out/state.json"
+        echo '{"step": 5, "seconds": 120}' > "$out/timing.json" ;;
+    "eval fid")
+        if [[ "$*" == *--save-stats* ]]; then echo stats > "$4"
+        else
+            nfe=${3##*-nfe}
+            echo "{\"fid\": $((10 + ${nfe%.npy}))}"
+        fi ;;
+    *) [ -n "$out" ] && echo x > "$out" ;;
+esac
+"#;
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `all` in `dir` with the stand-in; returns the calls it made in this run.
+fn run_all(dir: &Path) -> Vec<String> {
+    let log = dir.join("calls.log");
+    let _ = std::fs::remove_file(&log);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image-experiment.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("all")
+        .env("NSGF", dir.join("fake-nsgf"))
+        .env("LOG", &log)
+        .env("RUNS", dir.join("runs"))
+        .env("OUT", dir.join("out"))
+        .env("METHODS", "nsgfpp icfm sjko")
+        .env("NFES", "20 10 60")
+        .env("KEEP_SAMPLES", "1")
+        .env("DATA", dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `train <method>` / `sample <method> <nfe>` of the calls, in order.
+fn steps(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| {
+            let w: Vec<&str> = c.split_whitespace().collect();
+            let arg = |flag: &str| {
+                let i = w.iter().position(|x| *x == flag)?;
+                w.get(i + 1).copied()
+            };
+            let run = |p: &str| p.rsplit('-').next().unwrap_or(p).to_string();
+            match w.first()? {
+                &"train" => Some(format!("train {}", run(arg("--out")?))),
+                &"sample" => Some(format!("sample {} {}", run(arg("--run")?), arg("--nfe")?)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
+    if !have("bash") || !have("jq") {
+        eprintln!("skipped: needs bash and jq");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake-nsgf");
+    std::fs::write(&fake, FAKE).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    let calls = run_all(dir.path());
+    let want = [
+        "train nsgfpp",
+        "sample nsgfpp 20",
+        "sample nsgfpp 10",
+        "train icfm",
+        "sample icfm 20",
+        "sample icfm 10",
+        "train sjko",
+        "sample sjko 1",
+        "sample nsgfpp 60",
+        "sample icfm 60",
+    ];
+    assert_eq!(steps(&calls), want);
+    let scored = |calls: &[String]| {
+        calls
+            .iter()
+            .filter(|c| c.starts_with("eval fid ") && !c.contains("--save-stats"))
+            .count()
+    };
+    assert_eq!(scored(&calls), 7);
+    let out = dir.path().join("out");
+    let table = std::fs::read_to_string(out.join("fid.md")).unwrap();
+    assert!(
+        table.contains("| method | training (steps, minutes) | NFE 1 | NFE 10 | NFE 20 | NFE 60 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| nsgfpp | 5 steps, 2 min | – | 20.00 | 30.00 | 70.00 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| sjko | 5 steps, 2 min | 11.00 | – | – | – |"),
+        "{table}"
+    );
+    // Each method's best cell kept, the others pruned.
+    let mut kept: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("samples-"))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "samples-icfm-nfe10.npy",
+            "samples-nsgfpp-nfe10.npy",
+            "samples-sjko-nfe1.npy"
+        ]
+    );
+
+    // Again: every run resumes (`train --resume`), nothing is drawn or scored twice.
+    let calls = run_all(dir.path());
+    assert_eq!(
+        steps(&calls),
+        ["train nsgfpp", "train icfm", "train sjko"],
+        "{calls:?}"
+    );
+    assert!(calls
+        .iter()
+        .all(|c| !c.starts_with("train") || c.ends_with("--resume")));
+    assert_eq!(scored(&calls), 0);
+
+    // A run whose checkpoint changed (retrained) has its cells drawn and scored again.
+    std::fs::write(dir.path().join("runs/mnist-icfm/state.json"), "s1").unwrap();
+    let calls = run_all(dir.path());
+    let redrawn: Vec<String> = steps(&calls)
+        .into_iter()
+        .filter(|s| s.starts_with("sample"))
+        .collect();
+    assert_eq!(
+        redrawn,
+        ["sample icfm 20", "sample icfm 10", "sample icfm 60"]
+    );
+    assert_eq!(scored(&calls), 3);
+}
