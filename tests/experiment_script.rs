@@ -81,9 +81,9 @@ fn steps(calls: &[String]) -> Vec<String> {
                 w.get(i + 1).copied()
             };
             let run = |p: &str| p.rsplit('-').next().unwrap_or(p).to_string();
-            match w.first()? {
-                &"train" => Some(format!("train {}", run(arg("--out")?))),
-                &"sample" => Some(format!("sample {} {}", run(arg("--run")?), arg("--nfe")?)),
+            match *w.first()? {
+                "train" => Some(format!("train {}", run(arg("--out")?))),
+                "sample" => Some(format!("sample {} {}", run(arg("--run")?), arg("--nfe")?)),
                 _ => None,
             }
         })
