@@ -73,7 +73,7 @@ train() {
 # Identity of a trained run: its config.toml and every state.json (steps and file hashes).
 run_id() {
     find "$RUNS/$PREFIX-$1" -maxdepth 2 \( -name config.toml -o -name state.json \) -type f \
-        2>/dev/null | sort | xargs -r cat | sha256sum | cut -c1-16
+        -print0 2>/dev/null | sort -z | xargs -0 -r cat | sha256sum | cut -c1-16
 }
 
 sample() {
