@@ -5,7 +5,7 @@
 # its one-call generator (NFE = 1). scripts/mnist-experiment.sh (the paper's MNIST setting) and
 # scripts/cifar10-small.sh (CIFAR-10 end to end at a CPU size) call it.
 #
-#   scripts/image-experiment.sh [train|sample|fid|table|figures|all]     (default: all)
+#   scripts/image-experiment.sh [train|sample|fid|table|figures|all|status]     (default: all)
 #
 # Every stage resumes or skips what is done, so the script can be stopped at any point and run
 # again (long runs: start it with nohup in the background). `all` takes one method at a time
@@ -25,6 +25,8 @@
 #           images of each method's samples at its largest NFE; with KEEP_SAMPLES=1, the sample
 #           file behind each method's best FID copied to <OUT>/samples-<method>-nfe<K>.npy (uint8,
 #           so that anyone can recompute the number with any FID tool).
+#   status  where each method stands: the step of every checkpoint of its run, and each cell
+#           (scored with its FID, drawn, being drawn, or not started); changes nothing.
 # Environment: DATASET (mnist or cifar10, default mnist), PREFIX (run-name prefix, default
 # DATASET), NSGF (binary; default target/release/nsgf, built if missing), RUNS (default runs),
 # N (samples, default 10000), NFES (default "10 20 60"), DATA (default ../shared/data/DATASET),
@@ -232,12 +234,33 @@ score() {
     done
 }
 
+status() {
+    local m nfe f st run
+    for m in $METHODS; do
+        run="$RUNS/$PREFIX-$m"
+        echo "$m:"
+        [ -d "$run" ] || { echo "  not trained yet"; continue; }
+        while IFS= read -r -d '' st; do
+            echo "  checkpoint ${st#"$run"/}: step $(jq .step "$st")"
+        done < <(find "$run" -maxdepth 2 -name state.json -print0 | sort -z)
+        for nfe in $(nfes_of "$m"); do
+            f="$EVAL/$m-nfe$nfe.npy"
+            if [ -f "$f.fid.json" ]; then echo "  NFE $nfe: FID $(jq .fid "$f.fid.json")"
+            elif [ -f "$f" ]; then echo "  NFE $nfe: drawn, not scored"
+            elif [ -d "$EVAL/tmp-$m-$nfe.npy.parts" ]; then echo "  NFE $nfe: being drawn"
+            else echo "  NFE $nfe: not started"
+            fi
+        done
+    done
+}
+
 case "$stage" in
     train) train ;;
     sample) sample ;;
     fid) fid ;;
     table) table ;;
     figures) figures ;;
+    status) status ;;
     all)
         # Two rounds over the methods, one method at a time: first train it and score its NFEs
         # up to EARLY_NFE (the paper's head-to-head at <= 20 NFE, and S-JKO's single call), then
@@ -254,5 +277,5 @@ case "$stage" in
         table
         figures
         ;;
-    *) echo "usage: $0 [train|sample|fid|table|figures|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [train|sample|fid|table|figures|all|status]" >&2; exit 2 ;;
 esac

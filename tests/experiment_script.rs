@@ -21,7 +21,7 @@ done
 case "$1 $2" in
     "train "*)
         mkdir -p "$out"
-        [ -f "$out/state.json" ] || echo s0 > "$out/state.json"
+        [ -f "$out/state.json" ] || echo '{"step": 5}' > "$out/state.json"
         echo '{"step": 5, "seconds": 120}' > "$out/timing.json" ;;
     "eval fid")
         if [[ "$*" == *--save-stats* ]]; then echo stats > "$4"
@@ -42,12 +42,17 @@ fn have(tool: &str) -> bool {
 
 /// Runs `all` in `dir` with the stand-in; returns the calls it made in this run.
 fn run_all(dir: &Path) -> Vec<String> {
+    run_stage(dir, "all").1
+}
+
+/// Runs a stage in `dir` with the stand-in: its stdout and the calls it made.
+fn run_stage(dir: &Path, stage: &str) -> (String, Vec<String>) {
     let log = dir.join("calls.log");
     let _ = std::fs::remove_file(&log);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image-experiment.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .arg("all")
+        .arg(stage)
         .env("NSGF", dir.join("fake-nsgf"))
         .env("LOG", &log)
         .env("RUNS", dir.join("runs"))
@@ -63,11 +68,12 @@ fn run_all(dir: &Path) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::read_to_string(&log)
+    let calls = std::fs::read_to_string(&log)
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), calls)
 }
 
 /// `train <method>` / `sample <method> <nfe>` of the calls, in order.
@@ -169,8 +175,21 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
         .all(|c| !c.starts_with("train") || c.ends_with("--resume")));
     assert_eq!(scored(&calls), 0);
 
+    // `status` says where each method stands and calls nothing.
+    let (status, calls) = run_stage(dir.path(), "status");
+    assert!(calls.is_empty(), "{calls:?}");
+    assert!(
+        status.contains("nsgfpp:\n  checkpoint state.json: step 5\n  NFE 20: FID 30\n"),
+        "{status}"
+    );
+    assert!(status.contains("sjko:\n  checkpoint state.json: step 5\n  NFE 1: FID 11\n"));
+
     // A run whose checkpoint changed (retrained) has its cells drawn and scored again.
-    std::fs::write(dir.path().join("runs/mnist-icfm/state.json"), "s1").unwrap();
+    std::fs::write(
+        dir.path().join("runs/mnist-icfm/state.json"),
+        r#"{"step": 6}"#,
+    )
+    .unwrap();
     let calls = run_all(dir.path());
     let redrawn: Vec<String> = steps(&calls)
         .into_iter()
