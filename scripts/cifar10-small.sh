@@ -4,7 +4,7 @@
 # spaced over the classes); tables and grids in results/cifar10-small. On this 2-core machine
 # the whole script takes a few hours; every stage resumes.
 #
-#   scripts/cifar10-small.sh [train|sample|fid|table|figures|all|status]     (default: all)
+#   scripts/cifar10-small.sh [train|sample|fid|reference|table|figures|all|status]     (default: all)
 #
 # Stages and environment: scripts/image-experiment.sh.
 cd "$(dirname "$0")/.."

@@ -5,12 +5,12 @@
 # its one-call generator (NFE = 1). scripts/mnist-experiment.sh (the paper's MNIST setting) and
 # scripts/cifar10-small.sh (CIFAR-10 end to end at a CPU size) call it.
 #
-#   scripts/image-experiment.sh [train|sample|fid|table|figures|all|status]     (default: all)
+#   scripts/image-experiment.sh [train|sample|fid|reference|table|figures|all|status]     (default: all)
 #
 # Every stage resumes or skips what is done, so the script can be stopped at any point and run
 # again (long runs: start it with nohup in the background). `all` takes one method at a time
 # through train, then sample and fid at each NFE up to EARLY_NFE in the order NFES gives; then
-# every method's larger NFEs; then table and figures. Stages:
+# every method's larger NFEs; then the reference, table and figures. Stages:
 #   train   trains (or resumes) runs/<PREFIX>-<method> from <CONFIGS>/<method>.toml;
 #   sample  draws N samples per method and NFE into runs/<PREFIX>-eval/<method>-nfe<K>.npy
 #           (uint8; `.run` beside it: the run's identity, so that a file drawn from an earlier
@@ -19,8 +19,10 @@
 #   fid     exports the test images (REF_N of them, evenly spaced, when set), their Inception
 #           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json); with
 #           KEEP_SAMPLES=1 each scored sample file is copied to <OUT>/samples-<method>-nfe<K>.npy;
+#   reference  the floor of this FID at N: N training images (evenly spaced) scored against
+#           the test statistics like a method's samples;
 #   table   writes <OUT>/fid.md and fid.json (FID per method and NFE, with each run's training
-#           steps and minutes);
+#           steps and minutes, and the reference when scored);
 #   figures FID against NFE (<OUT>/fid_vs_nfe.png, from fid.json); Fig. 8: nearest training
 #           images of each method's samples at its largest NFE; with KEEP_SAMPLES=1, the sample
 #           file behind each method's best FID copied to <OUT>/samples-<method>-nfe<K>.npy (uint8,
@@ -102,14 +104,19 @@ sample() {
     done
 }
 
+# The test images and their Inception statistics (made once).
+test_stats() {
+    local ref="$EVAL/test-stats.npz"
+    [ -f "$ref" ] && return 0
+    "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split test --out "$EVAL/test.npy" \
+        ${REF_N:+--limit "$REF_N"}
+    "$NSGF" eval fid "$EVAL/test.npy" "$EVAL/tmp-stats.npz" --save-stats
+    mv "$EVAL/tmp-stats.npz" "$ref"
+}
+
 fid() {
     local f ref="$EVAL/test-stats.npz"
-    if [ ! -f "$ref" ]; then
-        "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split test --out "$EVAL/test.npy" \
-            ${REF_N:+--limit "$REF_N"}
-        "$NSGF" eval fid "$EVAL/test.npy" "$EVAL/tmp-stats.npz" --save-stats
-        mv "$EVAL/tmp-stats.npz" "$ref"
-    fi
+    test_stats
     for f in "$EVAL"/*-nfe*.npy; do
         [ -f "$f" ] || continue
         [ -f "$f.fid.json" ] && continue
@@ -118,6 +125,22 @@ fid() {
         keep_cell "$f"
         mv "$f.fid.tmp" "$f.fid.json"
     done
+}
+
+# The floor of this FID at N samples: N training images (evenly spaced over the set) scored
+# against the same test statistics, as if they were a model's samples.
+reference() {
+    local f="$EVAL/reference-train.npy"
+    [ -f "$f.fid.json" ] && return 0
+    test_stats
+    if [ ! -f "$f" ]; then
+        "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train \
+            --out "$EVAL/tmp-reference-train.npy" --limit "$N"
+        mv "$EVAL/tmp-reference-train.npy" "$f"
+    fi
+    echo "== FID reference: $N training images" >&2
+    "$NSGF" eval fid "$f" "$EVAL/test-stats.npz" --json > "$f.fid.tmp"
+    mv "$f.fid.tmp" "$f.fid.json"
 }
 
 # With KEEP_SAMPLES=1, a finished cell's samples go to <OUT> at once (to be committed: run
@@ -180,6 +203,12 @@ table() {
             done
             echo
         done
+        f="$EVAL/reference-train.npy.fid.json"
+        if [ -f "$f" ]; then
+            echo
+            printf 'Reference: %s training images (evenly spaced) scored as samples, FID %.2f: the floor of this FID at %s samples.\n' \
+                "$N" "$(jq .fid "$f")" "$N"
+        fi
     } > "$OUT/fid.md"
     cat "$OUT/fid.md"
 }
@@ -252,12 +281,18 @@ status() {
             fi
         done
     done
+    if [ -f "$EVAL/reference-train.npy.fid.json" ]; then
+        echo "reference ($N training images): FID $(jq .fid "$EVAL/reference-train.npy.fid.json")"
+    else
+        echo "reference ($N training images): not scored"
+    fi
 }
 
 case "$stage" in
     train) train ;;
     sample) sample ;;
     fid) fid ;;
+    reference) reference ;;
     table) table ;;
     figures) figures ;;
     status) status ;;
@@ -274,8 +309,9 @@ case "$stage" in
         for m in $METHODS; do
             score "$m" gt
         done
+        reference
         table
         figures
         ;;
-    *) echo "usage: $0 [train|sample|fid|table|figures|all|status]" >&2; exit 2 ;;
+    *) echo "usage: $0 [train|sample|fid|reference|table|figures|all|status]" >&2; exit 2 ;;
 esac

@@ -4,7 +4,7 @@
 # test images at NFE 10, 20, 60 (S-JKO: 1); tables, figures and the samples behind each method's
 # best FID (uint8 .npy) in results/mnist.
 #
-#   scripts/mnist-experiment.sh [train|sample|fid|table|figures|all|status]     (default: all)
+#   scripts/mnist-experiment.sh [train|sample|fid|reference|table|figures|all|status]     (default: all)
 #
 # `all` trains each method and scores it at NFE 20 and 10 (the head-to-head) before any NFE-60
 # draw; the table sorts the columns.

@@ -9,8 +9,8 @@ use std::process::Command;
 
 /// The stand-in: `train` writes a checkpoint (`state.json`, kept when there is one: a finished
 /// run resumed) and a timing; `sample`, `data export`, `eval fid-curve` / `neighbours` write their `--out`; `eval fid`
-/// prints an FID of `10 + NFE` for `<method>-nfe<K>.npy` (so NFE 1 scores best), or writes the
-/// statistics with `--save-stats`.
+/// prints an FID of `10 + NFE` for `<method>-nfe<K>.npy` (so NFE 1 scores best) and 1.5 for other
+/// images (the reference), or writes the statistics with `--save-stats`.
 const FAKE: &str = r#"#!/usr/bin/env bash
 echo "$*" >> "$LOG"
 out=""
@@ -25,9 +25,10 @@ case "$1 $2" in
         echo '{"step": 5, "seconds": 120}' > "$out/timing.json" ;;
     "eval fid")
         if [[ "$*" == *--save-stats* ]]; then echo stats > "$4"
-        else
+        elif [[ "$3" == *-nfe* ]]; then
             nfe=${3##*-nfe}
             echo "{\"fid\": $((10 + ${nfe%.npy}))}"
+        else echo '{"fid": 1.5}'
         fi ;;
     *) [ -n "$out" ] && echo x > "$out" ;;
 esac
@@ -131,7 +132,21 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
             .filter(|c| c.starts_with("eval fid ") && !c.contains("--save-stats"))
             .count()
     };
-    assert_eq!(scored(&calls), 7);
+    // Seven cells and the reference (training images, evenly spaced, scored last).
+    assert_eq!(scored(&calls), 8);
+    let reference = calls
+        .iter()
+        .position(|c| c.starts_with("data export") && c.contains("--split train --out"))
+        .expect("the reference's training images exported");
+    assert!(
+        calls[reference].ends_with("--limit 10000"),
+        "{}",
+        calls[reference]
+    );
+    assert!(
+        calls[reference + 1].starts_with("eval fid")
+            && calls[reference + 1].contains("reference-train.npy")
+    );
     let out = dir.path().join("out");
     let table = std::fs::read_to_string(out.join("fid.md")).unwrap();
     assert!(
@@ -144,6 +159,12 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
     );
     assert!(
         table.contains("| sjko | 5 steps, 2 min | 11.00 | – | – | – |"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "Reference: 10000 training images (evenly spaced) scored as samples, FID 1.50"
+        ),
         "{table}"
     );
     // Each method's best cell kept, the others pruned.
@@ -183,6 +204,10 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
         "{status}"
     );
     assert!(status.contains("sjko:\n  checkpoint state.json: step 5\n  NFE 1: FID 11\n"));
+    assert!(
+        status.ends_with("reference (10000 training images): FID 1.5\n"),
+        "{status}"
+    );
 
     // A run whose checkpoint changed (retrained) has its cells drawn and scored again.
     std::fs::write(
