@@ -51,6 +51,8 @@ REF_N=${REF_N:-}
 KEEP_SAMPLES=${KEEP_SAMPLES:-0}
 EARLY_NFE=${EARLY_NFE:-20}
 EVAL="$RUNS/$PREFIX-eval"
+STATS="$EVAL/test-stats.npz"           # the test images' Inception statistics
+REFERENCE="$EVAL/reference-train.npy"  # N training images, scored by `reference`
 stage=${1:-all}
 mkdir -p "$OUT" "$EVAL"
 
@@ -106,22 +108,21 @@ sample() {
 
 # The test images and their Inception statistics (made once).
 test_stats() {
-    local ref="$EVAL/test-stats.npz"
-    [ -f "$ref" ] && return 0
+    [ -f "$STATS" ] && return 0
     "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split test --out "$EVAL/test.npy" \
         ${REF_N:+--limit "$REF_N"}
     "$NSGF" eval fid "$EVAL/test.npy" "$EVAL/tmp-stats.npz" --save-stats
-    mv "$EVAL/tmp-stats.npz" "$ref"
+    mv "$EVAL/tmp-stats.npz" "$STATS"
 }
 
 fid() {
-    local f ref="$EVAL/test-stats.npz"
+    local f
     test_stats
     for f in "$EVAL"/*-nfe*.npy; do
         [ -f "$f" ] || continue
         [ -f "$f.fid.json" ] && continue
         echo "== FID $(basename "$f")" >&2
-        "$NSGF" eval fid "$f" "$ref" --json > "$f.fid.tmp"
+        "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
         keep_cell "$f"
         mv "$f.fid.tmp" "$f.fid.json"
     done
@@ -130,7 +131,7 @@ fid() {
 # The floor of this FID at N samples: N training images (evenly spaced over the set) scored
 # against the same test statistics, as if they were a model's samples.
 reference() {
-    local f="$EVAL/reference-train.npy"
+    local f=$REFERENCE
     [ -f "$f.fid.json" ] && return 0
     test_stats
     if [ ! -f "$f" ]; then
@@ -139,7 +140,7 @@ reference() {
         mv "$EVAL/tmp-reference-train.npy" "$f"
     fi
     echo "== FID reference: $N training images" >&2
-    "$NSGF" eval fid "$f" "$EVAL/test-stats.npz" --json > "$f.fid.tmp"
+    "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
     mv "$f.fid.tmp" "$f.fid.json"
 }
 
@@ -203,7 +204,7 @@ table() {
             done
             echo
         done
-        f="$EVAL/reference-train.npy.fid.json"
+        f="$REFERENCE.fid.json"
         if [ -f "$f" ]; then
             echo
             printf 'Reference: %s training images (evenly spaced) scored as samples, FID %.2f: the floor of this FID at %s samples.\n' \
@@ -281,8 +282,8 @@ status() {
             fi
         done
     done
-    if [ -f "$EVAL/reference-train.npy.fid.json" ]; then
-        echo "reference ($N training images): FID $(jq .fid "$EVAL/reference-train.npy.fid.json")"
+    if [ -f "$REFERENCE.fid.json" ]; then
+        echo "reference ($N training images): FID $(jq .fid "$REFERENCE.fid.json")"
     else
         echo "reference ($N training images): not scored"
     fi
