@@ -152,8 +152,10 @@ pub const EMA_FILE: &str = "ema.safetensors";
 /// new config must train the same thing: both are read as `C` (so that keys left at their
 /// defaults compare equal whichever version wrote them) and compared key by key; any
 /// difference but those [`may_change_on_resume`] allows is an error naming the keys, raised
-/// before anything is written. Creates `dir` if needed. Without this, a resumed run would silently mix two settings
-/// (say an NSF trained half on `t ~ U(0, 1)` and half on `U(0.5, 1)`).
+/// before anything is written. A file that already holds the same text is left untouched
+/// (its modification time too). Creates `dir` if needed. Without this, a resumed run would
+/// silently mix two settings (say an NSF trained half on `t ~ U(0, 1)` and half on
+/// `U(0.5, 1)`).
 pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
     dir: &Path,
     cfg: &C,
@@ -207,6 +209,10 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
     }
     let text = toml::to_string_pretty(cfg)
         .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+    // The same text already there: left untouched (its modification time too).
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
     write_atomic(&path, text.as_bytes())
 }

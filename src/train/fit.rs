@@ -183,11 +183,13 @@ where
 /// One network trained by [`fit_regression`] in its own directory `dir`, with checkpoints
 /// (`model.safetensors`, `optim.mpk`, `ema.safetensors` when `opt.ema > 0`, then `state.json`)
 /// every `opt.checkpoint_every` steps and at the end, and resume from the checkpoint in `dir`
-/// when `resume` is set. Every `opt.log_every` steps the mean loss of those steps and the
-/// [`StepInfo`] go to `dir/metrics.jsonl` (one JSON object per line; a resumed run first drops
-/// the lines after its checkpoint) and, when the progress bar is hidden, to the log. `id` gives the parameters run-independent ids (one per network of a
-/// run; see [`checkpoint::sequential_ids`]). `next_batch(step)` must be a pure function of the
-/// step for a resumed run to equal an uninterrupted one.
+/// when `resume` is set (a resumed run already at `opt.steps` writes nothing). Every
+/// `opt.log_every` steps the mean loss of those steps and the [`StepInfo`] go to
+/// `dir/metrics.jsonl` (one JSON object per line; a resumed run first drops the lines after its
+/// checkpoint) and, when the progress bar is hidden, to the log. `id` gives the parameters
+/// run-independent ids (one per network of a run; see [`checkpoint::sequential_ids`]).
+/// `next_batch(step)` must be a pure function of the step for a resumed run to equal an
+/// uninterrupted one.
 #[allow(clippy::too_many_arguments)]
 pub fn train_network<B, M>(
     model: M,
@@ -209,7 +211,8 @@ where
     let mut model = checkpoint::sequential_ids(model, (id + 1) << 40);
     let (mut start, mut before) = (0, 0.0);
     let mut ema = (opt.ema > 0.0).then(|| Ema::new(model.valid(), opt.ema));
-    if resume && dir.join(checkpoint::STATE_FILE).exists() {
+    let resumed = resume && dir.join(checkpoint::STATE_FILE).exists();
+    if resumed {
         let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
         (model, optim, start) = (m, o, state.step);
         before = read_timing(dir, start);
@@ -284,7 +287,11 @@ where
         },
         pb,
     )?;
-    save(fit.steps, fit.seconds, &model, &optim, ema.as_ref())?;
+    // A resumed run that took no step leaves its checkpoint untouched (same bytes and
+    // modification times), so that what is keyed by its files (a draw's parts) stays valid.
+    if !(resumed && fit.steps == start) {
+        save(fit.steps, fit.seconds, &model, &optim, ema.as_ref())?;
+    }
     if fit.steps < opt.steps && super::interrupt::requested() {
         return Err(NsgfError::Interrupted {
             step: fit.steps,

@@ -39,7 +39,10 @@ impl MetricsLog {
                     last = Some(v);
                 }
             }
-            write_atomic(path, kept.as_bytes())?;
+            // Rewritten only when lines were dropped.
+            if kept != text {
+                write_atomic(path, kept.as_bytes())?;
+            }
         }
         Ok(Self {
             path: path.to_path_buf(),
