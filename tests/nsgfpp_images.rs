@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::write_square_images;
+use common::{files_of, write_square_images};
 use nsgf::backend::{Cpu, CpuAutodiff};
 use nsgf::train::nsgfpp::{load_run, sample_many, train, NsgfppConfig};
 use std::path::Path;
@@ -15,26 +15,6 @@ use std::process::Command;
 /// Model initialisation draws from the backend's global RNG (`Backend::seed`): tests that
 /// compare seeded runs take this lock so that no other test reseeds it meanwhile.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Every file under `dir` (relative path, contents, modification time), sorted.
-fn files_of(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
-                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                out.push((rel, std::fs::read(&p).unwrap(), modified));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn config(images: &Path) -> String {
     format!(

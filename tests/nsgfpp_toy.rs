@@ -2,6 +2,9 @@
 //! Algorithm 4 samples): W2 falls far below the source's, the NFE is T + 1 + NSF steps, a
 //! resumed run equals an uninterrupted one, bad configs are clear errors.
 
+mod common;
+
+use common::files_of;
 use nsgf::backend::{Cpu, CpuAutodiff};
 use nsgf::convert::{tensor_to_points, to_f64_vec};
 use nsgf::data::toy2d::sample_points;
@@ -126,19 +129,10 @@ fn tiny_nsgfpp_trains_samples_and_resumes_exactly() {
     // Resuming it under another NSF time range is refused before anything trains.
     let mut other = cfg.clone();
     other.nsf.t_min = 0.5;
-    let saved = |f: &str| std::fs::read(run2.join(f)).unwrap();
-    let before = (
-        saved("config.toml"),
-        saved("nsf/state.json"),
-        saved("nsf/model.safetensors"),
-    );
+    let before = files_of(&run2);
     let err = train::<CpuAutodiff>(&other, &run2, &dev, true, false).unwrap_err();
     assert!(err.to_string().contains("differs in nsf.t_min"), "{err}");
-    let after = (
-        saved("config.toml"),
-        saved("nsf/state.json"),
-        saved("nsf/model.safetensors"),
-    );
+    let after = files_of(&run2);
     assert!(after == before, "a refused resume changed the run's files");
 }
 

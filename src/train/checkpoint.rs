@@ -164,53 +164,56 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
     let path = dir.join(CONFIG_FILE);
     let new = toml::Value::try_from(cfg)
         .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
-    if resume {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let old: C = toml::from_str(&text).map_err(|e| {
-                    // Same method (or none) in both: a file this version cannot read.
-                    let method = |v: &toml::Value| v.get("method").cloned();
-                    let same = toml::from_str::<toml::Value>(&text)
-                        .is_ok_and(|saved| method(&saved) == method(&new));
-                    let what = if same {
-                        "it does not parse as this version's config (edit it, or start the \
-                         run afresh with `nsgf train --overwrite`)"
-                    } else {
-                        "not a config of this run's method"
-                    };
-                    NsgfError::format(&path, format!("cannot resume: {what}: {e}"))
-                })?;
-                let old = toml::Value::try_from(&old)
-                    .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
-                let mut changed = Vec::new();
-                differing_keys(&old, &new, "", &mut changed);
-                let (allowed, refused): (Vec<String>, Vec<String>) =
-                    changed.into_iter().partition(|k| may_change_on_resume(k));
-                if !refused.is_empty() {
-                    return Err(NsgfError::format(
-                        &path,
-                        format!(
-                            "cannot resume: this run was trained under another config (it differs \
-                             in {}); resume with the run's own config.toml, train into a new \
-                             folder, or start this one afresh (`nsgf train --overwrite`); a \
-                             resumed run may change only its steps, checkpoint_every, log_every, \
-                             threads, [sampling] and where the data lie",
-                            refused.join(", ")
-                        ),
-                    ));
-                }
-                if !allowed.is_empty() {
-                    tracing::info!(changed = %allowed.join(", "), "resuming with changed settings");
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(NsgfError::io(&path, e)),
+    // The config already there, read once: checked against `cfg` on resume, compared with the
+    // new text before writing. A fresh run overwrites a file it cannot read.
+    let saved = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if resume && e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(NsgfError::io(&path, e))
+        }
+        Err(_) => None,
+    };
+    if let (true, Some(text)) = (resume, &saved) {
+        let old: C = toml::from_str(text).map_err(|e| {
+            // Same method (or none) in both: a file this version cannot read.
+            let method = |v: &toml::Value| v.get("method").cloned();
+            let same =
+                toml::from_str::<toml::Value>(text).is_ok_and(|old| method(&old) == method(&new));
+            let what = if same {
+                "it does not parse as this version's config (edit it, or start the \
+                 run afresh with `nsgf train --overwrite`)"
+            } else {
+                "not a config of this run's method"
+            };
+            NsgfError::format(&path, format!("cannot resume: {what}: {e}"))
+        })?;
+        let old = toml::Value::try_from(&old)
+            .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
+        let mut changed = Vec::new();
+        differing_keys(&old, &new, "", &mut changed);
+        let (allowed, refused): (Vec<String>, Vec<String>) =
+            changed.into_iter().partition(|k| may_change_on_resume(k));
+        if !refused.is_empty() {
+            return Err(NsgfError::format(
+                &path,
+                format!(
+                    "cannot resume: this run was trained under another config (it differs \
+                     in {}); resume with the run's own config.toml, train into a new \
+                     folder, or start this one afresh (`nsgf train --overwrite`); a \
+                     resumed run may change only its steps, checkpoint_every, log_every, \
+                     threads, [sampling] and where the data lie",
+                    refused.join(", ")
+                ),
+            ));
+        }
+        if !allowed.is_empty() {
+            tracing::info!(changed = %allowed.join(", "), "resuming with changed settings");
         }
     }
     let text = toml::to_string_pretty(cfg)
         .map_err(|e| NsgfError::Other(format!("config serialisation: {e}")))?;
     // The same text already there: left untouched (its modification time too).
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    if saved.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
