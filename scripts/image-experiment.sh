@@ -22,7 +22,9 @@
 #   reference  the floor of this FID at N: N training images (evenly spaced) scored against
 #           the test statistics like a method's samples;
 #   table   writes <OUT>/fid.md and fid.json (FID per method and NFE, with each run's training
-#           steps and minutes, and the reference when scored);
+#           steps and minutes, the CPU, and the reference when scored); the cells of earlier
+#           runs (the previous fid.json; run folders do not outlive their machine) stay, on rows
+#           of their own, until this machine scores the same method and NFE;
 #   figures FID against NFE (<OUT>/fid_vs_nfe.png, from fid.json); Fig. 8: nearest training
 #           images of each method's samples at its largest NFE; with KEEP_SAMPLES=1, the sample
 #           file behind each method's best FID copied to <OUT>/samples-<method>-nfe<K>.npy (uint8,
@@ -34,7 +36,8 @@
 # N (samples, default 10000), NFES (default "10 20 60"), DATA (default ../shared/data/DATASET),
 # METHODS (default "nsgfpp icfm otcfm sjko"), CONFIGS (folder of <method>.toml, default
 # configs/PREFIX), OUT (tables and figures, default results/PREFIX), REF_N (reference images,
-# default all), KEEP_SAMPLES (default 0), EARLY_NFE (`all`'s first round, default 20).
+# default all), KEEP_SAMPLES (default 0), EARLY_NFE (`all`'s first round, default 20), ORDER (the
+# order in which `all` takes the methods, default METHODS; the table keeps METHODS' order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-mnist}
@@ -50,6 +53,7 @@ OUT=${OUT:-results/$PREFIX}
 REF_N=${REF_N:-}
 KEEP_SAMPLES=${KEEP_SAMPLES:-0}
 EARLY_NFE=${EARLY_NFE:-20}
+ORDER=${ORDER:-$METHODS}
 EVAL="$RUNS/$PREFIX-eval"
 STATS="$EVAL/test-stats.npz"           # the test images' Inception statistics
 REFERENCE="$EVAL/reference-train.npy"  # N training images, scored by `reference`
@@ -78,6 +82,7 @@ train() {
 
 # Identity of a trained run: its config.toml and every state.json (steps and file hashes).
 run_id() {
+    [ -d "$RUNS/$PREFIX-$1" ] || { echo none; return; }
     find "$RUNS/$PREFIX-$1" -maxdepth 2 \( -name config.toml -o -name state.json \) -type f \
         -print0 2>/dev/null | sort -z | xargs -0 -r cat | sha256sum | cut -c1-16
 }
@@ -161,30 +166,47 @@ budget() {
     find "$run" -name timing.json -exec jq -s '{steps: (map(.step) | add), minutes: ((map(.seconds) | add) / 60)}' {} +
 }
 
+# The CPU that trains and scores here (the table's provenance).
+cpu_name() {
+    awk -F': ' '/^model name/ {n = $2} /^cpu family/ {f = $2} /^model\t/ {m = $2}
+        END {printf "%s (family %s, model %s)", n, f, m}' /proc/cpuinfo 2>/dev/null || echo unknown
+}
+
+# fid.json: one entry per method and NFE, {method, nfe, samples, fid, steps, minutes, run, cpu,
+# scored}, `run` the identity of the run behind the cell. Run folders do not outlive their
+# machine, so the cells of an earlier run (in the previous fid.json, their run not here) stay
+# until this machine scores the same method and NFE; fid.md lists them on rows of their own.
 table() {
-    local m nfe f
+    local m nfe f b id cpu cur earlier
     local json="$OUT/fid.json"
-    {
-        echo "["
-        local first=1
+    cpu=$(cpu_name)
+    cur=$(
         for m in $METHODS; do
+            b=$(budget "$m")
+            id=$(run_id "$m")
             for nfe in $(nfes_of "$m"); do
                 f="$EVAL/$m-nfe$nfe.npy.fid.json"
                 [ -f "$f" ] || continue
-                [ $first = 1 ] || echo ","
-                first=0
-                jq -c --arg m "$m" --argjson nfe "$nfe" --argjson n "$N" \
-                    '{method: $m, nfe: $nfe, samples: $n, fid: .fid}' "$f"
+                jq -c --arg m "$m" --argjson nfe "$nfe" --argjson n "$N" --argjson b "$b" \
+                    --arg run "$id" --arg cpu "$cpu" --arg day "$(date -u -r "$f" +%Y-%m-%d)" \
+                    '{method: $m, nfe: $nfe, samples: $n, fid: .fid, steps: $b.steps,
+                      minutes: $b.minutes, run: $run, cpu: $cpu, scored: $day}' "$f"
             done
-        done
-        echo "]"
-    } | jq . > "$json"
+        done | jq -s .
+    )
+    earlier='[]'
+    if [ -f "$json" ]; then
+        earlier=$(jq --argjson cur "$cur" \
+            '[.[] | . as $e | select($cur | all(.method != $e.method or .nfe != $e.nfe))]' "$json")
+    fi
+    jq -n --argjson a "$cur" --argjson b "$earlier" '$a + $b' > "$json.tmp"
+    mv "$json.tmp" "$json"
     {
         local refs
         refs=$(head -c 256 "$EVAL/test.npy" 2>/dev/null | grep -ao "'shape': ([0-9]*" | grep -o "[0-9]*$" || echo "the")
         echo "# $DATASET ($PREFIX): FID of $N samples against $refs test images (our FID, pytorch-fid conventions)"
         echo
-        echo "Made by \`${MADE_BY:-scripts/image-experiment.sh}\` on $(date -u +%Y-%m-%d) ($(nproc) CPU cores)."
+        echo "Made by \`${MADE_BY:-scripts/image-experiment.sh}\` on $(date -u +%Y-%m-%d) ($(nproc) CPU cores, $cpu)."
         echo
         local cols
         cols=$(all_nfes)
@@ -194,16 +216,38 @@ table() {
         printf '|---|---|'
         for _ in $cols; do printf -- '---:|'; done
         echo
-        for m in $METHODS; do
-            b=$(budget "$m")
-            printf '| %s | %s steps, %.0f min |' "$m" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
+        # A row: label, steps, minutes, then the cells of method $m and run $id.
+        row() {
+            printf '| %s | %s steps, %.0f min |' "$1" "$2" "$3"
             for nfe in $cols; do
-                v=$(jq -r --arg m "$m" --argjson nfe "$nfe" \
-                    '.[] | select(.method == $m and .nfe == $nfe) | .fid' "$json")
+                v=$(jq -r --arg m "$m" --arg run "$id" --argjson nfe "$nfe" \
+                    '.[] | select(.method == $m and .run == $run and .nfe == $nfe) | .fid' "$json")
                 if [ -n "$v" ]; then printf ' %.2f |' "$v"; else printf ' – |'; fi
             done
             echo
+        }
+        local notes=()
+        for m in $METHODS; do
+            b=$(budget "$m")
+            id=$(run_id "$m")
+            if [ -d "$RUNS/$PREFIX-$m" ] ||
+                [ "$(jq --arg m "$m" '[.[] | select(.method == $m)] | length' "$json")" = 0 ]; then
+                row "$m" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
+            fi
+            while IFS= read -r id; do
+                [ -n "$id" ] || continue
+                b=$(jq -c --arg m "$m" --arg run "$id" \
+                    '[.[] | select(.method == $m and .run == $run)] | first' "$json")
+                row "$m (earlier run)" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
+                notes+=("$m (earlier run): scored $(jq -r --arg m "$m" --arg run "$id" \
+                    '[.[] | select(.method == $m and .run == $run) | .scored] | unique | join(", ")' "$json") on $(jq -r .cpu <<<"$b"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
+            done < <(jq -r --arg m "$m" --arg run "$(run_id "$m")" \
+                '[.[] | select(.method == $m and .run != $run) | .run] | unique | .[]' "$json")
         done
+        if [ ${#notes[@]} -gt 0 ]; then
+            echo
+            printf '%s\n' "${notes[@]}"
+        fi
         f="$REFERENCE.fid.json"
         if [ -f "$f" ]; then
             echo
@@ -222,7 +266,15 @@ figures() {
     if [ "$entries" -gt 0 ]; then
         local n
         n=$(jq -r '[.[].samples] | unique | map(tostring) | join("/")' "$OUT/fid.json")
-        "$NSGF" eval fid-curve "$OUT/fid.json" --out "$OUT/fid_vs_nfe.png" \
+        # One curve per run: the cells of an earlier run (table) on a curve of their own.
+        local ids='{}'
+        for m in $METHODS; do
+            ids=$(jq -c --arg m "$m" --arg id "$(run_id "$m")" '. + {($m): $id}' <<<"$ids")
+        done
+        jq --argjson ids "$ids" \
+            'map(if .run == $ids[.method] then . else .method += " (earlier run)" end)' \
+            "$OUT/fid.json" > "$EVAL/fid-curve.json"
+        "$NSGF" eval fid-curve "$EVAL/fid-curve.json" --out "$OUT/fid_vs_nfe.png" \
             --title "$DATASET ($PREFIX): FID of $n samples against NFE"
     fi
     if [ "$KEEP_SAMPLES" = 1 ] && [ "$entries" -gt 0 ]; then
@@ -303,11 +355,11 @@ case "$stage" in
         # the larger NFEs of every method; the table is rewritten after every scored cell. A run
         # spread over many sessions so finishes the <= 20-NFE columns (and, with KEEP_SAMPLES=1,
         # their sample files) before the long NFE-60 draws.
-        for m in $METHODS; do
+        for m in $ORDER; do
             METHODS=$m train
             score "$m" le
         done
-        for m in $METHODS; do
+        for m in $ORDER; do
             score "$m" gt
         done
         reference

@@ -48,12 +48,18 @@ fn run_all(dir: &Path) -> Vec<String> {
 
 /// Runs a stage in `dir` with the stand-in: its stdout and the calls it made.
 fn run_stage(dir: &Path, stage: &str) -> (String, Vec<String>) {
+    run_stage_with(dir, stage, &[])
+}
+
+/// `run_stage` with extra environment variables.
+fn run_stage_with(dir: &Path, stage: &str, env: &[(&str, &str)]) -> (String, Vec<String>) {
     let log = dir.join("calls.log");
     let _ = std::fs::remove_file(&log);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image-experiment.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg(stage)
+        .envs(env.iter().copied())
         .env("NSGF", dir.join("fake-nsgf"))
         .env("LOG", &log)
         .env("RUNS", dir.join("runs"))
@@ -225,4 +231,57 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
         ["sample icfm 20", "sample icfm 10", "sample icfm 60"]
     );
     assert_eq!(scored(&calls), 3);
+
+    // The machine is lost with its run folders: the table keeps their cells (fid.json carries
+    // each cell's run, budget and CPU) on rows of their own, and the samples kept for them.
+    std::fs::remove_dir_all(dir.path().join("runs")).unwrap();
+    let (table, calls) = run_stage(dir.path(), "table");
+    assert!(calls.is_empty(), "{calls:?}");
+    assert!(
+        table.contains("| nsgfpp (earlier run) | 5 steps, 2 min | – | 20.00 | 30.00 | 70.00 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| sjko (earlier run) | 5 steps, 2 min | 11.00 | – | – | – |"),
+        "{table}"
+    );
+    assert!(table.contains("nsgfpp (earlier run): scored "), "{table}");
+    assert!(!table.contains("| nsgfpp |"), "{table}");
+    let cells = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("fid.json")).unwrap()).unwrap()
+    };
+    assert_eq!(cells().as_array().unwrap().len(), 7);
+    assert!(out.join("samples-nsgfpp-nfe10.npy").exists());
+
+    // On the new machine, in the order ORDER gives (the table keeps METHODS' order): each
+    // method trained again replaces its earlier cells as it scores them.
+    let (_, calls) = run_stage_with(dir.path(), "all", &[("ORDER", "sjko icfm nsgfpp")]);
+    assert_eq!(
+        steps(&calls),
+        [
+            "train sjko",
+            "sample sjko 1",
+            "train icfm",
+            "sample icfm 20",
+            "sample icfm 10",
+            "train nsgfpp",
+            "sample nsgfpp 20",
+            "sample nsgfpp 10",
+            "sample icfm 60",
+            "sample nsgfpp 60",
+        ]
+    );
+    let table = std::fs::read_to_string(out.join("fid.md")).unwrap();
+    assert!(!table.contains("earlier run"), "{table}");
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(
+        rows[1].starts_with("| nsgfpp |") && rows[3].starts_with("| sjko |"),
+        "{table}"
+    );
+    assert_eq!(cells().as_array().unwrap().len(), 7);
+    assert!(cells()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["steps"] == 5 && c["cpu"].is_string() && c["run"] != "none"));
 }
