@@ -197,7 +197,8 @@ table() {
     earlier='[]'
     if [ -f "$json" ]; then
         earlier=$(jq --argjson cur "$cur" \
-            '[.[] | . as $e | select($cur | all(.method != $e.method or .nfe != $e.nfe))]' "$json")
+            '[.[] | .run //= "unrecorded" | .scored //= "an unrecorded date" | . as $e
+              | select($cur | all(.method != $e.method or .nfe != $e.nfe))]' "$json")
     fi
     jq -n --argjson a "$cur" --argjson b "$earlier" '$a + $b' > "$json.tmp"
     mv "$json.tmp" "$json"
@@ -216,9 +217,10 @@ table() {
         printf '|---|---|'
         for _ in $cols; do printf -- '---:|'; done
         echo
-        # A row: label, steps, minutes, then the cells of method $m and run $id.
+        # A row: label, budget ({steps, minutes}), then the cells of method $m and run $id.
         row() {
-            printf '| %s | %s steps, %.0f min |' "$1" "$2" "$3"
+            printf '| %s | %s |' "$1" "$(jq -r '"\(.steps // "?") steps, \(.minutes // null
+                | if type == "number" then (. + 0.5 | floor) else "?" end) min"' <<<"$2")"
             for nfe in $cols; do
                 v=$(jq -r --arg m "$m" --arg run "$id" --argjson nfe "$nfe" \
                     '.[] | select(.method == $m and .run == $run and .nfe == $nfe) | .fid' "$json")
@@ -232,15 +234,15 @@ table() {
             id=$(run_id "$m")
             if [ -d "$RUNS/$PREFIX-$m" ] ||
                 [ "$(jq --arg m "$m" '[.[] | select(.method == $m)] | length' "$json")" = 0 ]; then
-                row "$m" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
+                row "$m" "$b"
             fi
             while IFS= read -r id; do
                 [ -n "$id" ] || continue
                 b=$(jq -c --arg m "$m" --arg run "$id" \
                     '[.[] | select(.method == $m and .run == $run)] | first' "$json")
-                row "$m (earlier run)" "$(jq .steps <<<"$b")" "$(jq .minutes <<<"$b")"
+                row "$m (earlier run)" "$b"
                 notes+=("$m (earlier run): scored $(jq -r --arg m "$m" --arg run "$id" \
-                    '[.[] | select(.method == $m and .run == $run) | .scored] | unique | join(", ")' "$json") on $(jq -r .cpu <<<"$b"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
+                    '[.[] | select(.method == $m and .run == $run) | .scored] | unique | join(", ")' "$json") on $(jq -r '.cpu // "an unrecorded CPU"' <<<"$b"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
             done < <(jq -r --arg m "$m" --arg run "$(run_id "$m")" \
                 '[.[] | select(.method == $m and .run != $run) | .run] | unique | .[]' "$json")
         done
