@@ -26,7 +26,8 @@
 #           runs (the previous fid.json; run folders do not outlive their machine) stay, on rows
 #           of their own, until this machine scores the same method and NFE;
 #   figures FID against NFE (<OUT>/fid_vs_nfe.png, from fid.json); Fig. 8: nearest training
-#           images of each method's samples at its largest NFE; with KEEP_SAMPLES=1, the sample
+#           images of each method's samples at its largest NFE (the kept samples of its best
+#           cell where that file is not on this machine); with KEEP_SAMPLES=1, the sample
 #           file behind each method's best FID copied to <OUT>/samples-<method>-nfe<K>.npy (uint8,
 #           so that anyone can recompute the number with any FID tool).
 #   status  where each method stands: the step of every checkpoint of its run, and each cell
@@ -261,7 +262,8 @@ table() {
 }
 
 # FID against NFE; Fig. 8: the nearest training images of the first 32 samples of each method
-# at its largest NFE; the samples behind each method's best FID (KEEP_SAMPLES=1).
+# at its largest NFE (where that file is not on this machine: the kept samples of its best cell);
+# the samples behind each method's best FID (KEEP_SAMPLES=1).
 figures() {
     local m entries=0
     [ -f "$OUT/fid.json" ] && entries=$(jq length "$OUT/fid.json")
@@ -301,6 +303,12 @@ figures() {
     for m in $METHODS; do
         top=$(nfes_of "$m" | tr ' ' '\n' | sort -n | tail -1)
         f="$EVAL/$m-nfe$top.npy"
+        if [ ! -f "$f" ] && [ "$entries" -gt 0 ]; then
+            # Not drawn on this machine (its run lost with an earlier one): the samples kept
+            # for the method's best cell.
+            top=$(jq -r --arg m "$m" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json")
+            f="$OUT/samples-$m-nfe$top.npy"
+        fi
         [ -f "$f" ] || continue
         "$NSGF" eval neighbours "$f" "$EVAL/train.npy" --n 32 \
             --out "$OUT/neighbours-$m-nfe$top.png" --json "$OUT/neighbours-$m-nfe$top.json"

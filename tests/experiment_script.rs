@@ -190,6 +190,10 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
         ]
     );
 
+    // Fig. 8 from each method's samples at its largest NFE.
+    assert!(out.join("neighbours-nsgfpp-nfe60.png").exists());
+    assert!(out.join("neighbours-sjko-nfe1.png").exists());
+
     // Again: every run resumes (`train --resume`), nothing is drawn or scored twice.
     let calls = run_all(dir.path());
     assert_eq!(
@@ -252,6 +256,19 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
     };
     assert_eq!(cells().as_array().unwrap().len(), 7);
     assert!(out.join("samples-nsgfpp-nfe10.npy").exists());
+    // Its figures: Fig. 8 from the samples kept for each method's best cell.
+    let (_, calls) = run_stage(dir.path(), "figures");
+    let neighbours: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("eval neighbours "))
+        .collect();
+    assert_eq!(neighbours.len(), 3, "{calls:?}");
+    assert!(
+        neighbours[0].contains("out/samples-nsgfpp-nfe10.npy ")
+            && neighbours[0].contains("out/neighbours-nsgfpp-nfe10.png "),
+        "{calls:?}"
+    );
+    assert!(out.join("neighbours-sjko-nfe1.png").exists());
 
     // On the new machine, in the order ORDER gives (the table keeps METHODS' order): each
     // method trained again replaces its earlier cells as it scores them.
