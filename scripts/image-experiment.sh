@@ -261,6 +261,11 @@ table() {
     cat "$OUT/fid.md"
 }
 
+# The NFE of method $1's best cell in <OUT>/fid.json (empty when it has none).
+best_nfe() {
+    jq -r --arg m "$1" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json"
+}
+
 # FID against NFE; Fig. 8: the nearest training images of the first 32 samples of each method
 # at its largest NFE (where that file is not on this machine: the kept samples of its best cell);
 # the samples behind each method's best FID (KEEP_SAMPLES=1).
@@ -284,7 +289,7 @@ figures() {
     if [ "$KEEP_SAMPLES" = 1 ] && [ "$entries" -gt 0 ]; then
         local best src nfe
         for m in $METHODS; do
-            best=$(jq -r --arg m "$m" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json")
+            best=$(best_nfe "$m")
             [ -n "$best" ] || continue
             src="$EVAL/$m-nfe$best.npy"
             [ -f "$src" ] || { echo "not kept: $src is missing" >&2; continue; }
@@ -306,7 +311,7 @@ figures() {
         if [ ! -f "$f" ] && [ "$entries" -gt 0 ]; then
             # Not drawn on this machine (its run lost with an earlier one): the samples kept
             # for the method's best cell.
-            top=$(jq -r --arg m "$m" '[.[] | select(.method == $m)] | min_by(.fid) | .nfe // empty' "$OUT/fid.json")
+            top=$(best_nfe "$m")
             f="$OUT/samples-$m-nfe$top.npy"
         fi
         [ -f "$f" ] || continue
