@@ -20,7 +20,8 @@
 #           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json); with
 #           KEEP_SAMPLES=1 each scored sample file is copied to <OUT>/samples-<method>-nfe<K>.npy;
 #   reference  the floor of this FID at N: N training images (evenly spaced) scored against
-#           the test statistics like a method's samples;
+#           the test statistics like a method's samples; its score is kept in
+#           <OUT>/reference.json, which stands on later machines (same N and REF_N);
 #   table   writes <OUT>/fid.md and fid.json (FID per method and NFE, with each run's training
 #           steps and minutes, the CPU, and the reference when scored); the cells of earlier
 #           runs (the previous fid.json; run folders do not outlive their machine) stay, on rows
@@ -58,6 +59,7 @@ ORDER=${ORDER:-$METHODS}
 EVAL="$RUNS/$PREFIX-eval"
 STATS="$EVAL/test-stats.npz"           # the test images' Inception statistics
 REFERENCE="$EVAL/reference-train.npy"  # N training images, scored by `reference`
+KEPT_REFERENCE="$OUT/reference.json"   # its score, kept past this machine (see keep_reference)
 stage=${1:-all}
 mkdir -p "$OUT" "$EVAL"
 
@@ -138,7 +140,11 @@ fid() {
 # against the same test statistics, as if they were a model's samples.
 reference() {
     local f=$REFERENCE
+    keep_reference
     [ -f "$f.fid.json" ] && return 0
+    # Scored on an earlier machine with the same N and test set: that score stands (delete
+    # <OUT>/reference.json to score it again).
+    kept_reference > /dev/null && return 0
     test_stats
     if [ ! -f "$f" ]; then
         "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train \
@@ -148,6 +154,26 @@ reference() {
     echo "== FID reference: $N training images" >&2
     "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
     mv "$f.fid.tmp" "$f.fid.json"
+    keep_reference
+}
+
+# <OUT>/reference.json: {samples, ref_n, fid, cpu, scored}, the reference's score copied out of
+# the run folders, which do not outlive their machine (like the cells in fid.json); `table`
+# and `status` read it.
+keep_reference() {
+    local f="$REFERENCE.fid.json"
+    [ -f "$f" ] || return 0
+    jq --argjson n "$N" --arg r "$REF_N" --arg cpu "$(cpu_name)" \
+        --arg day "$(date -u -r "$f" +%Y-%m-%d)" \
+        '{samples: $n, ref_n: $r, fid: .fid, cpu: $cpu, scored: $day}' "$f" > "$KEPT_REFERENCE.tmp"
+    mv "$KEPT_REFERENCE.tmp" "$KEPT_REFERENCE"
+}
+
+# The kept reference when it was scored with this N and test set (fails when there is none).
+kept_reference() {
+    [ -f "$KEPT_REFERENCE" ] &&
+        jq -ce --argjson n "$N" --arg r "$REF_N" \
+            'select(.samples == $n and (.ref_n // "") == $r)' "$KEPT_REFERENCE"
 }
 
 # With KEEP_SAMPLES=1, a finished cell's samples go to <OUT> at once (to be committed: run
@@ -251,11 +277,12 @@ table() {
             echo
             printf '%s\n' "${notes[@]}"
         fi
-        f="$REFERENCE.fid.json"
-        if [ -f "$f" ]; then
+        keep_reference
+        local r
+        if r=$(kept_reference); then
             echo
-            printf 'Reference: %s training images (evenly spaced) scored as samples, FID %.2f: the floor of this FID at %s samples.\n' \
-                "$N" "$(jq .fid "$f")" "$N"
+            printf 'Reference: %s training images (evenly spaced) scored as samples, FID %.2f: the floor of this FID at %s samples (scored %s on %s).\n' \
+                "$N" "$(jq .fid <<<"$r")" "$N" "$(jq -r .scored <<<"$r")" "$(jq -r .cpu <<<"$r")"
         fi
     } > "$OUT/fid.md"
     cat "$OUT/fid.md"
@@ -349,8 +376,9 @@ status() {
             fi
         done
     done
-    if [ -f "$REFERENCE.fid.json" ]; then
-        echo "reference ($N training images): FID $(jq .fid "$REFERENCE.fid.json")"
+    local r
+    if r=$(kept_reference) || { [ -f "$REFERENCE.fid.json" ] && r=$(cat "$REFERENCE.fid.json"); }; then
+        echo "reference ($N training images): FID $(jq .fid <<<"$r")"
     else
         echo "reference ($N training images): not scored"
     fi

@@ -250,6 +250,18 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
         "{table}"
     );
     assert!(table.contains("nsgfpp (earlier run): scored "), "{table}");
+    // ... and the reference's score, kept in reference.json like the cells.
+    assert!(
+        table.contains(
+            "Reference: 10000 training images (evenly spaced) scored as samples, FID 1.50: the floor of this FID at 10000 samples (scored "
+        ),
+        "{table}"
+    );
+    let (status, _) = run_stage(dir.path(), "status");
+    assert!(
+        status.ends_with("reference (10000 training images): FID 1.5\n"),
+        "{status}"
+    );
     assert!(!table.contains("| nsgfpp |"), "{table}");
     let cells = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(out.join("fid.json")).unwrap()).unwrap()
@@ -288,8 +300,22 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
             "sample nsgfpp 60",
         ]
     );
+    // The kept reference stands: no training images exported or scored again.
+    assert!(
+        calls.iter().all(|c| !c.contains("reference-train")),
+        "{calls:?}"
+    );
     let table = std::fs::read_to_string(out.join("fid.md")).unwrap();
     assert!(!table.contains("earlier run"), "{table}");
+    assert!(table.contains("FID 1.50: the floor"), "{table}");
+    // Another test set (REF_N) is another reference: scored again.
+    let (_, calls) = run_stage_with(dir.path(), "reference", &[("REF_N", "5000")]);
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("eval fid") && c.contains("reference-train.npy")),
+        "{calls:?}"
+    );
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
     assert!(
         rows[1].starts_with("| nsgfpp |") && rows[3].starts_with("| sjko |"),
