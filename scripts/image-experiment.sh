@@ -269,7 +269,8 @@ table() {
                     '[.[] | select(.method == $m and .run == $run)] | first' "$json")
                 row "$m (earlier run)" "$b"
                 notes+=("$m (earlier run): scored $(jq -r --arg m "$m" --arg run "$id" \
-                    '[.[] | select(.method == $m and .run == $run) | .scored] | unique | join(", ")' "$json") on $(jq -r '.cpu // "an unrecorded CPU"' <<<"$b"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
+                    '[.[] | select(.method == $m and .run == $run) | .scored] | unique | join(", ")' "$json") on $(jq -r --arg m "$m" --arg run "$id" \
+                    '[.[] | select(.method == $m and .run == $run) | .cpu // "an unrecorded CPU"] | unique | join(", ")' "$json"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
             done < <(jq -r --arg m "$m" --arg run "$(run_id "$m")" \
                 '[.[] | select(.method == $m and .run != $run) | .run] | unique | .[]' "$json")
         done
