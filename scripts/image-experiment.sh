@@ -140,26 +140,25 @@ fid() {
 # against the same test statistics, as if they were a model's samples.
 reference() {
     local f=$REFERENCE
-    keep_reference
-    [ -f "$f.fid.json" ] && return 0
-    # Scored on an earlier machine with the same N and test set: that score stands (delete
-    # <OUT>/reference.json to score it again).
-    kept_reference > /dev/null && return 0
-    test_stats
-    if [ ! -f "$f" ]; then
-        "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train \
-            --out "$EVAL/tmp-reference-train.npy" --limit "$N"
-        mv "$EVAL/tmp-reference-train.npy" "$f"
+    # Scored here, or on an earlier machine with the same N and test set (that score stands;
+    # delete <OUT>/reference.json to score it again).
+    if [ ! -f "$f.fid.json" ] && ! kept_reference > /dev/null; then
+        test_stats
+        if [ ! -f "$f" ]; then
+            "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train \
+                --out "$EVAL/tmp-reference-train.npy" --limit "$N"
+            mv "$EVAL/tmp-reference-train.npy" "$f"
+        fi
+        echo "== FID reference: $N training images" >&2
+        "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
+        mv "$f.fid.tmp" "$f.fid.json"
     fi
-    echo "== FID reference: $N training images" >&2
-    "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
-    mv "$f.fid.tmp" "$f.fid.json"
     keep_reference
 }
 
 # <OUT>/reference.json: {samples, ref_n, fid, cpu, scored}, the reference's score copied out of
-# the run folders, which do not outlive their machine (like the cells in fid.json); `table`
-# and `status` read it.
+# the run folders, which do not outlive their machine (like the cells in fid.json); written by
+# `reference` only, read by `table` and `status`.
 keep_reference() {
     local f="$REFERENCE.fid.json"
     [ -f "$f" ] || return 0
@@ -269,8 +268,9 @@ table() {
                     '[.[] | select(.method == $m and .run == $run)] | first' "$json")
                 row "$m (earlier run)" "$b"
                 notes+=("$m (earlier run): scored $(jq -r --arg m "$m" --arg run "$id" \
-                    '[.[] | select(.method == $m and .run == $run) | .scored] | unique | join(", ")' "$json") on $(jq -r --arg m "$m" --arg run "$id" \
-                    '[.[] | select(.method == $m and .run == $run) | .cpu // "an unrecorded CPU"] | unique | join(", ")' "$json"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
+                    '[.[] | select(.method == $m and .run == $run)]
+                     | "\(map(.scored) | unique | join(", ")) on \(map(.cpu // "an unrecorded CPU") | unique | join(", "))"' \
+                    "$json"), run $id; its folder is not on this machine (lost with an earlier machine, or trained again since).")
             done < <(jq -r --arg m "$m" --arg run "$(run_id "$m")" \
                 '[.[] | select(.method == $m and .run != $run) | .run] | unique | .[]' "$json")
         done
@@ -278,7 +278,6 @@ table() {
             echo
             printf '%s\n' "${notes[@]}"
         fi
-        keep_reference
         local r
         if r=$(kept_reference); then
             echo
@@ -378,7 +377,7 @@ status() {
         done
     done
     local r
-    if r=$(kept_reference) || { [ -f "$REFERENCE.fid.json" ] && r=$(cat "$REFERENCE.fid.json"); }; then
+    if r=$(kept_reference); then
         echo "reference ($N training images): FID $(jq .fid <<<"$r")"
     else
         echo "reference ($N training images): not scored"
