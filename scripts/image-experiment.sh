@@ -17,7 +17,8 @@
 #           state of the run is drawn again) and the sample grids into <OUT> (NFE 20; S-JKO:
 #           NFE 1 only);
 #   fid     exports the test images (REF_N of them, evenly spaced, when set), their Inception
-#           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json); with
+#           statistics, and the FID of every sample file (runs/<PREFIX>-eval/*.fid.json, each
+#           with the test set it is against: another REF_N scores the files again); with
 #           KEEP_SAMPLES=1 each scored sample file is copied to <OUT>/samples-<method>-nfe<K>.npy;
 #   reference  the floor of this FID at N: N training images (evenly spaced) scored against
 #           the test statistics like a method's samples; its score is kept in
@@ -58,6 +59,7 @@ EARLY_NFE=${EARLY_NFE:-20}
 ORDER=${ORDER:-$METHODS}
 EVAL="$RUNS/$PREFIX-eval"
 STATS="$EVAL/test-stats.npz"           # the test images' Inception statistics
+TEST_SET=${REF_N:-all}                  # which test images: REF_N evenly spaced, or all
 REFERENCE="$EVAL/reference-train.npy"  # N training images, scored by `reference`
 KEPT_REFERENCE="$OUT/reference.json"   # its score, kept past this machine (see keep_reference)
 stage=${1:-all}
@@ -114,13 +116,28 @@ sample() {
     done
 }
 
-# The test images and their Inception statistics (made once).
+# The test images and their Inception statistics (made once per test set: `$STATS.set` names
+# the set they are of, and another REF_N makes them again).
 test_stats() {
-    [ -f "$STATS" ] && return 0
+    [ -f "$STATS" ] && [ "$(cat "$STATS.set" 2>/dev/null)" = "$TEST_SET" ] && return 0
+    rm -f "$STATS.set"
     "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split test --out "$EVAL/test.npy" \
         ${REF_N:+--limit "$REF_N"}
     "$NSGF" eval fid "$EVAL/test.npy" "$EVAL/tmp-stats.npz" --save-stats
     mv "$EVAL/tmp-stats.npz" "$STATS"
+    echo "$TEST_SET" > "$STATS.set"
+}
+
+# Whether images file $1 has a score against this test set (`$1.fid.json`, whose `test_set`
+# the scoring recorded; a score against another REF_N is no score here).
+scored() {
+    [ -f "$1.fid.json" ] && [ "$(jq -r '.test_set // ""' "$1.fid.json")" = "$TEST_SET" ]
+}
+
+# FID of images file $1 against the test statistics into `$1.fid.json`, with the test set.
+score_file() {
+    "$NSGF" eval fid "$1" "$STATS" --json | jq -c --arg s "$TEST_SET" '. + {test_set: $s}' \
+        > "$1.fid.tmp"
 }
 
 fid() {
@@ -128,9 +145,9 @@ fid() {
     test_stats
     for f in "$EVAL"/*-nfe*.npy; do
         [ -f "$f" ] || continue
-        [ -f "$f.fid.json" ] && continue
+        scored "$f" && continue
         echo "== FID $(basename "$f")" >&2
-        "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
+        score_file "$f"
         keep_cell "$f"
         mv "$f.fid.tmp" "$f.fid.json"
     done
@@ -142,7 +159,7 @@ reference() {
     local f=$REFERENCE
     # Scored here, or on an earlier machine with the same N and test set (that score stands;
     # delete <OUT>/reference.json to score it again).
-    if [ ! -f "$f.fid.json" ] && ! kept_reference > /dev/null; then
+    if ! scored "$f" && ! kept_reference > /dev/null; then
         test_stats
         if [ ! -f "$f" ]; then
             "$NSGF" data export --dataset "$DATASET" --dir "$DATA" --split train \
@@ -150,7 +167,7 @@ reference() {
             mv "$EVAL/tmp-reference-train.npy" "$f"
         fi
         echo "== FID reference: $N training images" >&2
-        "$NSGF" eval fid "$f" "$STATS" --json > "$f.fid.tmp"
+        score_file "$f"
         mv "$f.fid.tmp" "$f.fid.json"
     fi
     keep_reference
@@ -161,7 +178,7 @@ reference() {
 # `reference` only, read by `table` and `status`.
 keep_reference() {
     local f="$REFERENCE.fid.json"
-    [ -f "$f" ] || return 0
+    scored "$REFERENCE" || return 0
     jq --argjson n "$N" --arg r "$REF_N" --arg cpu "$(cpu_name)" \
         --arg day "$(date -u -r "$f" +%Y-%m-%d)" \
         '{samples: $n, ref_n: $r, fid: .fid, cpu: $cpu, scored: $day}' "$f" > "$KEPT_REFERENCE.tmp"
@@ -211,8 +228,9 @@ table() {
             b=$(budget "$m")
             id=$(run_id "$m")
             for nfe in $(nfes_of "$m"); do
-                f="$EVAL/$m-nfe$nfe.npy.fid.json"
-                [ -f "$f" ] || continue
+                f="$EVAL/$m-nfe$nfe.npy"
+                scored "$f" || continue
+                f="$f.fid.json"
                 jq -c --arg m "$m" --argjson nfe "$nfe" --argjson n "$N" --argjson b "$b" \
                     --arg run "$id" --arg cpu "$cpu" --arg day "$(date -u -r "$f" +%Y-%m-%d)" \
                     '{method: $m, nfe: $nfe, samples: $n, fid: .fid, steps: $b.steps,
@@ -369,8 +387,8 @@ status() {
         done < <(find "$run" -maxdepth 2 -name state.json -print0 | sort -z)
         for nfe in $(nfes_of "$m"); do
             f="$EVAL/$m-nfe$nfe.npy"
-            if [ -f "$f.fid.json" ]; then echo "  NFE $nfe: FID $(jq .fid "$f.fid.json")"
-            elif [ -f "$f" ]; then echo "  NFE $nfe: drawn, not scored"
+            if scored "$f"; then echo "  NFE $nfe: FID $(jq .fid "$f.fid.json")"
+            elif [ -f "$f" ]; then echo "  NFE $nfe: drawn, not scored${REF_N:+ against $REF_N test images}"
             elif [ -d "$EVAL/tmp-$m-$nfe.npy.parts" ]; then echo "  NFE $nfe: being drawn"
             else echo "  NFE $nfe: not started"
             fi

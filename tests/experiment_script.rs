@@ -316,6 +316,37 @@ fn all_scores_the_head_to_head_first_and_redraws_only_retrained_runs() {
             .any(|c| c.starts_with("eval fid") && c.contains("reference-train.npy")),
         "{calls:?}"
     );
+    // Against the statistics of those 5,000 test images, made for it (not the whole set's),
+    assert!(
+        calls.iter().any(|c| c.starts_with("data export")
+            && c.contains("--split test")
+            && c.ends_with("--limit 5000")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("eval fid") && c.ends_with("--save-stats")),
+        "{calls:?}"
+    );
+    // and a score against another test set is no score: `fid` scores every sample file again,
+    // once; back on the whole test set, its statistics and the scores are made again.
+    let scores = |env: &[(&str, &str)]| {
+        let (_, calls) = run_stage_with(dir.path(), "fid", env);
+        let stats = calls.iter().filter(|c| c.ends_with("--save-stats")).count();
+        let cells = calls
+            .iter()
+            .filter(|c| c.starts_with("eval fid") && c.contains("-nfe"))
+            .count();
+        (stats, cells)
+    };
+    assert_eq!(scores(&[("REF_N", "5000")]), (0, 7));
+    assert_eq!(scores(&[("REF_N", "5000")]), (0, 0));
+    let (status, _) = run_stage(dir.path(), "status");
+    assert!(status.contains("NFE 20: drawn, not scored"), "{status}");
+    assert_eq!(scores(&[]), (1, 7));
+    let (status, _) = run_stage(dir.path(), "status");
+    assert!(status.contains("NFE 20: FID 30"), "{status}");
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
     assert!(
         rows[1].starts_with("| nsgfpp |") && rows[3].starts_with("| sjko |"),
