@@ -7,13 +7,10 @@ use std::path::PathBuf;
 /// Errors returned by the nsgf library.
 #[derive(Debug, thiserror::Error)]
 pub enum NsgfError {
-    /// A file could not be opened, read or written.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file could not be opened, read or written. The I/O error is part of the message, not
+    /// a `source` as well: a chain printer (`{:#}`) would print it twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     /// A file was read but its content is not what its format requires.
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
@@ -42,7 +39,7 @@ impl NsgfError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
     /// Format error attached to a path.

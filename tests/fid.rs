@@ -138,6 +138,30 @@ fn golden_frechet_distance_from_golden_features() {
     );
 }
 
+/// A `sigma` that is not a covariance (asymmetric, or a negative variance) is refused: it gave
+/// a negative FID, or 0 for `-I`, without a word.
+#[test]
+fn statistics_that_are_not_covariances_are_refused() {
+    let ok = FeatureStats::new(vec![0.0; 2], vec![2.0, 0.5, 0.5 + 1e-12, 1.0], 0);
+    assert!(ok.is_ok());
+    let e = FeatureStats::new(vec![0.0; 2], vec![2.0, 0.5, -0.3, 1.0], 0).unwrap_err();
+    assert!(e.to_string().contains("not symmetric"), "{e}");
+    let e = FeatureStats::new(vec![0.0; 2], vec![-1.0, 0.0, 0.0, -1.0], 0).unwrap_err();
+    assert!(e.to_string().contains("diagonal"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.npz");
+    nsgf::io::write_npz(
+        &p,
+        &[
+            ("mu", NpyArray::f64(vec![2], vec![0.0; 2])),
+            ("sigma", NpyArray::f64(vec![2, 2], vec![1.0, 2.0, 0.0, 1.0])),
+        ],
+    )
+    .unwrap();
+    let e = FeatureStats::load_npz(&p).unwrap_err().to_string();
+    assert!(e.contains("bad.npz") && e.contains("not symmetric"), "{e}");
+}
+
 #[test]
 fn stats_npz_round_trip_gives_same_distance() {
     let g = golden();

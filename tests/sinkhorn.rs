@@ -343,6 +343,29 @@ fn divergence_identities() {
     }
 }
 
+/// Every point in one place (diameter 0): GeomLoss's schedule would start at ε = 0 (NaN
+/// potentials); the problem is solved at the final ε alone, S = 0 and v = 0 against itself.
+#[test]
+fn clouds_of_one_repeated_point() {
+    let cfg = SinkhornConfig::default();
+    assert_eq!(cfg.eps_schedule(0.0), vec![cfg.blur * cfg.blur]);
+    for (n, p) in [(1, [0.3, -0.2]), (5, [1.0, 2.0])] {
+        let x: Vec<f64> = (0..n).flat_map(|_| p).collect();
+        let sol = OtProblem::uniform(
+            tensor(&x, [n, 2], DType::F64),
+            tensor(&x, [n, 2], DType::F64),
+        )
+        .unwrap()
+        .solve(&cfg)
+        .unwrap();
+        assert!(sol.loss().unwrap().abs() < 1e-12, "n = {n}");
+        assert!(
+            max_abs(&to_f64_vec(sol.velocity()).unwrap()) < 1e-12,
+            "n = {n}"
+        );
+    }
+}
+
 #[test]
 fn velocity_is_translation_equivariant_and_minus_n_grad_s() {
     for seed in seeds() {

@@ -630,14 +630,28 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
     if let Some(parts) = parts {
         parts.finish()?;
     }
+    let (total, nsf) = match args.tol {
+        // Adaptive: the NSF evaluations are what the solver took (`--steps` does not apply).
+        Some(_) => (
+            format!("at most {nfe}"),
+            format!(
+                "{:.1} NSF evaluations on average (adaptive)",
+                out.mean_nfe - config.nsgf.steps as f64 - 1.0
+            ),
+        ),
+        None => (
+            format!("= {nfe}"),
+            format!(
+                "{steps} NSF steps x {} evaluations",
+                args.solver.nfe_per_step()
+            ),
+        ),
+    };
     eprintln!(
-        "wrote {} samples to {} (NFE = {nfe}: {} NSGF steps + 1 time prediction + {} NSF steps \
-         x {} evaluations)",
+        "wrote {} samples to {} (NFE {total}: {} NSGF steps + 1 time prediction + {nsf})",
         args.n,
         args.out.display(),
         config.nsgf.steps,
-        steps,
-        args.solver.nfe_per_step()
     );
     Ok(())
 }
@@ -885,6 +899,16 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<()> {
     let out = args.train.out.clone();
     let device = args.train.device;
+    // Its evaluation (W2 of the 2-D protocol) reads 2-D NSGF runs only: refuse any other config
+    // before training, not after.
+    if let Some(method) = nsgfpp::config_method(&read_text(&args.train.config)?) {
+        anyhow::bail!(
+            "{}: `nsgf run` trains and evaluates 2-D NSGF configs (no method key), not method \
+             {method:?}; use `nsgf train` and `nsgf sample` (or `nsgf bench table1` for the 2-D \
+             comparison)",
+            args.train.config.display()
+        );
+    }
     train(args.train)?;
     eval_toy(EvalToyArgs {
         run: out,

@@ -105,7 +105,9 @@ impl SinkhornConfig {
     pub fn eps_schedule(&self, diameter: f64) -> Vec<f64> {
         let p = 2.0;
         let last = self.blur.powf(p);
-        if !self.anneal {
+        // Every point in one place (diameter 0): GeomLoss's schedule would start at ε = 0 (its
+        // log is −∞, its potentials NaN); such a problem is solved at the final ε alone.
+        if !self.anneal || diameter <= 0.0 || diameter.is_nan() {
             return vec![last];
         }
         let mut list = vec![diameter.powf(p)];

@@ -63,6 +63,10 @@ impl std::str::FromStr for LrSchedule {
     }
 }
 
+/// The most training threads a config may ask for (a thread pool far beyond the cores only
+/// exhausts memory).
+pub const MAX_THREADS: usize = 1024;
+
 /// Velocity-matching optimisation settings (Adam, β = (0.9, 0.999), no weight decay).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,6 +163,12 @@ impl OptimConfig {
             return Err(NsgfError::Param(format!(
                 "{name}.ema must be in [0, 1), got {}",
                 self.ema
+            )));
+        }
+        if self.threads > MAX_THREADS {
+            return Err(NsgfError::Param(format!(
+                "{name}.threads must be at most {MAX_THREADS} (0: all cores), got {}",
+                self.threads
             )));
         }
         Ok(())
@@ -289,20 +299,12 @@ impl ToyConfig {
             }
         };
         positive(self.pool.batches, "pool.batches")?;
-        positive(self.train.steps, "train.steps")?;
-        positive(self.train.batch, "train.batch")?;
         positive(self.model.hidden, "model.hidden")?;
         positive(self.model.layers, "model.layers")?;
         if self.pool.refresh_every > 0 {
             positive(self.pool.refresh_batches, "pool.refresh_batches")?;
         }
-        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return Err(NsgfError::Param(format!(
-                "train.lr must be > 0, got {}",
-                self.train.lr
-            )));
-        }
-        Ok(())
+        self.train.validate("train")
     }
 }
 
@@ -354,6 +356,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("linear") && e.contains("cosine"), "{e}");
+        // The optimiser's own checks hold for 2-D configs too (a negative clip flipped the
+        // gradients; a thread count far past the cores hung the thread pool).
+        for (field, needle) in [
+            ("grad_clip = -1.0", "train.grad_clip"),
+            ("grad_clip = 0.0", "train.grad_clip"),
+            ("ema = 1.5", "train.ema"),
+            ("ema = -0.5", "train.ema"),
+            ("threads = 100000", "train.threads"),
+        ] {
+            let e = parse(&format!("problem = \"moons\"\n[train]\n{field}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{field}: {e}");
+        }
     }
 
     #[test]

@@ -56,6 +56,26 @@ impl FeatureStats {
         }
         ensure_finite(&mu, "mu")?;
         ensure_finite(&sigma, "sigma")?;
+        // A covariance is symmetric with a non-negative diagonal (any other matrix can give a
+        // negative "FID"); the tolerance covers the rounding of a computed covariance.
+        if let Some(i) = (0..d).find(|&i| sigma[i * d + i] < 0.0) {
+            return Err(NsgfError::Param(format!(
+                "sigma is not a covariance: its diagonal entry {i} is {}",
+                sigma[i * d + i]
+            )));
+        }
+        let scale = (0..d).map(|i| sigma[i * d + i]).fold(0.0, f64::max);
+        for i in 0..d {
+            for j in i + 1..d {
+                let (a, b) = (sigma[i * d + j], sigma[j * d + i]);
+                if (a - b).abs() > 1e-6 * scale.max(f64::MIN_POSITIVE) {
+                    return Err(NsgfError::Param(format!(
+                        "sigma is not a covariance: not symmetric (entry ({i}, {j}) is {a}, \
+                         ({j}, {i}) is {b})"
+                    )));
+                }
+            }
+        }
         Ok(Self { mu, sigma, n })
     }
 
