@@ -95,3 +95,24 @@ fn an_io_error_names_its_cause_once() {
     let cause = "No such file or directory";
     assert_eq!(err.matches(cause).count(), 1, "{err}");
 }
+
+#[test]
+fn toy_evaluation_refuses_zero_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, run) = (dir.path().join("tiny.toml"), dir.path().join("run"));
+    std::fs::write(
+        &config,
+        "problem = \"moons\"\n[nsgf]\nsteps = 3\nbatch = 32\n[pool]\nbatches = 2\n\
+         [train]\nsteps = 2\nbatch = 32\nthreads = 1\n[model]\nhidden = 16\nlayers = 2\n",
+    )
+    .unwrap();
+    let trained = nsgf(&["train", "--config", s(&config), "--out", s(&run)]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    // It ran one seed when asked for none.
+    let err = failed_with(&nsgf(&["eval", "toy", "--run", s(&run), "--seeds", "0"]));
+    assert!(err.contains("at least 1 seed"), "{err}");
+}

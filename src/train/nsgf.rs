@@ -264,7 +264,8 @@ pub fn sample<B: NnBackend>(
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let x0 = sample_tensor(run.config.problem.source(), n, &mut rng, device);
-    let mut path = Vec::with_capacity(steps + 1);
+    // Grown as it goes: a reservation of `steps + 1` up front aborted on a huge `--steps`.
+    let mut path = Vec::new();
     let (x, nfe) = integrate(&run.model, x0, 0.0, 1.0, steps, solver, |_, x| {
         path.push(x.clone())
     })?;

@@ -11,7 +11,7 @@
 use super::nsgf::{sample, sample_tensor, TrainedRun};
 use crate::convert::{tensor_to_points, to_f32_vec};
 use crate::data::toy2d::{Distribution, Problem};
-use crate::error::Result;
+use crate::error::{NsgfError, Result};
 use crate::flows::nsgf::{minibatch_flow, NsgfConfig};
 use crate::flows::samplers::Solver;
 use crate::io::npy::Points;
@@ -94,7 +94,13 @@ pub fn evaluate<B: NnBackend>(
     dev: &B::Device,
 ) -> Result<ToyEval> {
     let target = run.config.problem.target();
-    let seeds = seeds.max(1);
+    if seeds == 0 || n == 0 || steps.is_empty() {
+        return Err(NsgfError::Param(format!(
+            "evaluation needs at least 1 seed, 1 sample and 1 step count; got {seeds} seeds, \
+             {n} samples, {} step counts",
+            steps.len()
+        )));
+    }
     let mut rows = Vec::new();
     let mut curve_acc: Vec<f64> = Vec::new();
     for (r, &k) in steps.iter().enumerate() {
