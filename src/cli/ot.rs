@@ -118,14 +118,13 @@ fn solve<B: Backend>(
     out.push(("velocity", NpyArray::f32(vec![x.n, x.d], v)));
     out.push(("loss", NpyArray::f32(vec![], vec![sol.loss()? as f32])));
     // The solver ran in the chosen precision; the .npz holds f32, where large costs overflow.
-    if let Some((name, _)) = out
-        .iter()
-        .find(|(_, a)| a.to_f64().iter().any(|v| !v.is_finite()))
-    {
-        return Err(nsgf::NsgfError::NonFinite(format!(
-            "{name} does not fit f32 (the output's precision): the costs are too large; \
-             rescale the points"
-        )));
+    for (name, a) in &out {
+        nsgf::error::ensure_finite(&a.to_f64(), name).map_err(|e| {
+            nsgf::NsgfError::Other(format!(
+                "{e}: it does not fit f32 (the output's precision); the costs are too large, \
+                 rescale the points"
+            ))
+        })?;
     }
     Ok(out)
 }
