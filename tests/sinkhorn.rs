@@ -366,6 +366,48 @@ fn clouds_of_one_repeated_point() {
     }
 }
 
+/// A blur far above the clouds' diameter: up to [`MAX_EPS_ROUNDING`] the divergence reaches its
+/// `ε → ∞` limit `½|mean x − mean y|²`; past it (where the f32 loss came out as 65536 at blur
+/// 1e10, f64 as 0) the solve is refused with a message naming the blur and the rounding.
+#[test]
+fn huge_blur_reaches_the_mean_limit_or_is_refused() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (n, m, d) = (40, 30, 2);
+    let x = random_cloud(&mut rng, n, d, 1.0, 0.0);
+    let y = random_cloud(&mut rng, m, d, 0.5, 0.8);
+    let mean = |v: &[f64], k: usize| {
+        (0..d)
+            .map(|j| v.iter().skip(j).step_by(d).sum::<f64>() / k as f64)
+            .collect::<Vec<_>>()
+    };
+    let (mx, my) = (mean(&x, n), mean(&y, m));
+    let limit = 0.5
+        * mx.iter()
+            .zip(&my)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>();
+    let solve = |blur: f64, dtype: DType| {
+        let cfg = SinkhornConfig {
+            blur,
+            ..SinkhornConfig::default()
+        };
+        OtProblem::uniform(tensor(&x, [n, d], dtype), tensor(&y, [m, d], dtype))
+            .unwrap()
+            .solve(&cfg)
+    };
+    let loss = solve(1e3, DType::F64).unwrap().loss().unwrap();
+    assert!((loss - limit).abs() < 1e-4 * limit, "{loss} vs {limit}");
+    let loss = solve(10.0, DType::F32).unwrap().loss().unwrap();
+    assert!((loss - limit).abs() < 2e-2 * limit, "{loss} vs {limit}");
+    for (blur, dtype) in [(1e10, DType::F64), (1e10, DType::F32), (1e3, DType::F32)] {
+        let e = solve(blur, dtype).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("blur {blur}")) && e.contains("rounding"),
+            "{blur} {dtype:?}: {e}"
+        );
+    }
+}
+
 #[test]
 fn velocity_is_translation_equivariant_and_minus_n_grad_s() {
     for seed in seeds() {

@@ -259,6 +259,22 @@ pub fn integrate_adaptive_rows<B: Backend>(
             tol.atol, tol.rtol
         )));
     }
+    // A tolerance below the unit roundoff of the states' dtype cannot be met (and an atol
+    // that underflows in it made the error estimate 0/0 = NaN).
+    let unit = match x0.dtype() {
+        burn::tensor::DType::F64 => f64::EPSILON / 2.0,
+        burn::tensor::DType::F16 => 2f64.powi(-11),
+        burn::tensor::DType::BF16 => 2f64.powi(-8),
+        _ => f64::from(f32::EPSILON) / 2.0,
+    };
+    if tol.atol < unit {
+        return Err(NsgfError::Param(format!(
+            "adaptive solver: tolerance {:e} is below what {:?} states can resolve (unit \
+             roundoff {unit:.2e}): use a tolerance of at least {unit:.0e}",
+            tol.atol,
+            x0.dtype()
+        )));
+    }
     if t0.dims() != [x0.dims()[0], 1] {
         return Err(NsgfError::Shape(format!(
             "start times {:?} for {} rows",
@@ -499,5 +515,30 @@ mod tests {
             2
         )
         .is_err());
+        // A tolerance under the states' unit roundoff (f32: 1e-300 underflowed to an atol of
+        // 0 and a NaN error estimate) is refused up front; f64 states take it down to 1e-16.
+        let f32s = |v: Vec<f64>| {
+            Tensor::<Cpu, 2>::from_data(TensorData::new(v, [1, 1]), (&dev, DType::F32))
+        };
+        for tol in [1e-300, 1e-9] {
+            let e = integrate_adaptive_rows(
+                &Wave,
+                f32s(vec![0.0]),
+                f32s(vec![0.0]),
+                1.0,
+                Tolerance::both(tol),
+                1000,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("below what F32") && e.contains("at least 6e-8"),
+                "{e}"
+            );
+        }
+        let e = integrate_adaptive_rows(&Wave, z(), z(), 1.0, Tolerance::both(1e-17), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("below what F64"), "{e}");
     }
 }

@@ -122,6 +122,37 @@ impl SinkhornConfig {
     }
 }
 
+/// Largest `ε·u / (D²/2)` accepted by [`OtProblem::solve`] (see [`check_eps_scale`]).
+pub const MAX_EPS_ROUNDING: f64 = 1e-4;
+
+/// Refuses a blur so large against the clouds that the solution would be rounding noise. The
+/// potentials are `−ε·log Σ_j exp(log b_j + (g_j − C_ij)/ε)`: once `ε` dwarfs the costs (at most
+/// `D²/2`, `D` the diameter) the log-sum-exp is `O(C/ε)` and what it holds of the costs is lost
+/// to the unit roundoff `u` of the data's dtype, an error of about `ε·u` in every potential and
+/// in the divergence. Accepted while `ε·u ≤` [`MAX_EPS_ROUNDING`]`·D²/2` (f32: `blur ≲ 40·D`,
+/// f64: `blur ≲ 2·10⁶·D`). In that regime the Sinkhorn divergence is already its `ε → ∞`
+/// limit `½|mean x − mean y|²` (the energy-distance MMD of the cost).
+pub fn check_eps_scale(blur: f64, diameter: f64, dtype: DType) -> Result<()> {
+    let u = match dtype {
+        DType::F64 => f64::EPSILON / 2.0,
+        DType::F16 => 2f64.powi(-11),
+        DType::BF16 => 2f64.powi(-8),
+        _ => f64::from(f32::EPSILON) / 2.0,
+    };
+    let (eps, cost) = (blur * blur, diameter * diameter / 2.0);
+    if cost > 0.0 && eps * u > MAX_EPS_ROUNDING * cost {
+        return Err(NsgfError::Param(format!(
+            "blur {blur}: ε = blur² = {eps:.3e} dwarfs the largest cost between the clouds \
+             (D²/2 = {cost:.3e}, diameter D = {diameter:.3e}); in {dtype:?} every potential and \
+             the divergence would carry rounding errors of about ε·{u:.1e} = {:.1e}. Lower the \
+             blur (at this scale the Sinkhorn divergence is already its limit \
+             ½|mean x − mean y|²) or compute in f64",
+            eps * u
+        )));
+    }
+    Ok(())
+}
+
 /// The four dual potentials of a debiased problem (self terms absent when not debiased).
 #[derive(Clone, Debug)]
 pub struct Duals<B: Backend> {
@@ -221,8 +252,10 @@ impl<B: Backend> OtProblem<B> {
     /// tensorized softmin. Both compute the same updates of the same loop.
     pub fn solve(&self, cfg: &SinkhornConfig) -> Result<SinkhornSolution<B>> {
         cfg.validate()?;
-        let eps_list = cfg.eps_schedule(self.diameter()?);
+        let diameter = self.diameter()?;
+        let eps_list = cfg.eps_schedule(diameter);
         let dtype = self.x.dtype();
+        check_eps_scale(cfg.blur, diameter, dtype)?;
         let host = runs_ops_on_caller::<B>() && matches!(dtype, DType::F32 | DType::F64);
         let (costs, out) = if host && self.x.dims()[1] <= ONLINE_MAX_DIM {
             // Costs on the fly: no (n, m) matrix at all (the velocity is fused too).

@@ -301,6 +301,13 @@ impl ToyConfig {
         positive(self.pool.batches, "pool.batches")?;
         positive(self.model.hidden, "model.hidden")?;
         positive(self.model.layers, "model.layers")?;
+        if let Some(u) = &self.model.unet {
+            return Err(NsgfError::Param(format!(
+                "model.unet = {u:?} is for image runs only: a 2-D NSGF run trains the MLP of \
+                 model.hidden and model.layers (images train with NSGF++ or flow matching, \
+                 e.g. configs/mnist/)"
+            )));
+        }
         if self.pool.refresh_every > 0 {
             positive(self.pool.refresh_batches, "pool.refresh_batches")?;
         }
@@ -370,6 +377,14 @@ mod tests {
                 .to_string();
             assert!(e.contains(needle), "{field}: {e}");
         }
+        // A UNet named in a 2-D NSGF config was ignored (the MLP trained instead).
+        let e = parse("problem = \"moons\"\n[model]\nunet = \"mnist\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("model.unet") && e.contains("image runs only"),
+            "{e}"
+        );
     }
 
     #[test]
