@@ -227,8 +227,8 @@ fn tiny_image_nsgfpp_trains_resumes_exactly_and_samples() {
         .arg(dir.path().join("none.npy"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--n must be at least 1"));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'--n <N>': must be at least 1"));
 
     // Interrupted after its parts were written (here: the final write fails, the output path
     // being a folder), the draw resumes from them: part 1, overwritten with zeros, comes back

@@ -30,10 +30,10 @@ pub struct UnetArgs {
     #[arg(long, default_value = "mnist")]
     config: String,
     /// Images per step.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::count)]
     batch: usize,
     /// Timed steps (after one warm-up step); the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::count)]
     steps: usize,
     /// Also time the ops alone (convolutions, GroupNorm + SiLU, ResBlock, attention).
     #[arg(long)]
@@ -288,7 +288,7 @@ fn spawn_child(a: &Table1Args, problem: &str, log: &std::path::Path) -> Result<C
 fn train_problems_in_parallel(a: &Table1Args) -> Result<()> {
     interrupt::install()?;
     let logs = a.work.join("jobs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    nsgf::io::create_dir_all(&logs)?;
     let mut running: Vec<(String, Child, Instant)> = Vec::new();
     let result = schedule(a, &logs, &mut running);
     if result.is_err() {

@@ -139,7 +139,7 @@ fn neighbours(args: NeighboursArgs) -> Result<()> {
     }
     let grid = image_grid(&blocks, args.cols, 2)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        nsgf::io::create_dir_all(dir)?;
     }
     grid.save(&args.out)?;
     let mean = nn.iter().map(|x| x.rms).sum::<f64>() / nn.len() as f64;

@@ -25,7 +25,7 @@ pub struct FidArgs {
     #[arg(long)]
     save_stats: bool,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::count)]
     batch_size: usize,
     /// Device for the Inception network.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -46,10 +46,10 @@ pub struct IsArgs {
     /// A folder of PNG images or an `.npy` uint8 image array.
     path: PathBuf,
     /// Number of splits.
-    #[arg(long, default_value_t = fid::IS_SPLITS)]
+    #[arg(long, default_value_t = fid::IS_SPLITS, value_parser = super::count)]
     splits: usize,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::count)]
     batch_size: usize,
     /// Device for the Inception network.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]

@@ -43,6 +43,16 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// clap value parser of a count that must be at least 1: `--batch-size 0` and the like are
+/// refused while parsing, with the flag named, instead of failing (or doing nothing) later.
+fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Parses the arguments, runs the command, prints any error and returns the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();

@@ -181,6 +181,12 @@ impl RunConfig for ToyConfig {
     }
     load_seed_train!(toy::train);
     fn summary(&self, r: &Self::Report) -> String {
+        if r.pool_samples == 0 {
+            return format!(
+                "the run has trained its {} steps (final loss {:.4}): nothing left to train",
+                r.steps, r.final_loss
+            );
+        }
         format!(
             "trained {} steps (final loss {:.4}); pool {} samples / {:.1} MiB built in {:.1}s; training {:.1}s ({:.0} steps/s)",
             r.steps,
@@ -306,35 +312,37 @@ pub struct SampleArgs {
     #[arg(long)]
     run: PathBuf,
     /// Number of samples.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = super::count)]
     n: usize,
     /// Uniform solver steps on tau in [0, 1] (steps = T reproduces the training flow's Euler
-    /// steps). NSGF++: the NSF steps after the NSGF phase.
-    #[arg(long, default_value_t = 10)]
-    steps: usize,
-    /// NSGF++: the total network evaluations per sample (T NSGF steps + 1 time prediction + the
-    /// NSF steps times the solver's evaluations per step); overrides --steps.
-    #[arg(long)]
+    /// steps). NSGF++: the NSF steps after the NSGF phase. Default 10.
+    #[arg(long, value_parser = super::count)]
+    steps: Option<usize>,
+    /// The network evaluations per sample, instead of --steps: NSGF and flow matching
+    /// steps x the solver's evaluations per step; NSGF++ T NSGF steps + 1 time prediction + the
+    /// NSF steps x the solver's evaluations per step; JKO-Flow / EPT and S-JKO only their own
+    /// (K, 1).
+    #[arg(long, value_parser = super::count, conflicts_with = "steps")]
     nfe: Option<usize>,
     /// Integrate adaptively (Dormand–Prince 5(4), atol = rtol = TOL) instead of fixed steps:
     /// NSGF++'s straight flow, or a flow-matching run's whole ODE. The NFE printed is the mean
     /// over batches.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["steps", "nfe", "solver"])]
     tol: Option<f64>,
-    /// NSGF++ on images: samples per network call.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
+    /// Images: samples per network call. Default 256.
+    #[arg(long, value_parser = super::count)]
+    batch: Option<usize>,
     /// Images: rows per part of the draw (a multiple of --batch; default about 1,000). Parts go
     /// to `<out>.parts/` as they are drawn, so that an interrupted draw resumes.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, value_parser = super::count)]
     part_rows: Option<usize>,
-    /// NSGF++ on images: also write a grid of the first samples (Fig. 5 style: a block after the
-    /// NSGF phase, a block of final samples) into this PNG.
+    /// Images: also write a grid of the first samples into this PNG (NSGF++: Fig. 5 style, a
+    /// block after the NSGF phase above a block of final samples).
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// ODE solver.
-    #[arg(long, value_enum, default_value_t = Solver::Euler)]
-    solver: Solver,
+    /// ODE solver (fixed steps). Default euler.
+    #[arg(long, value_enum)]
+    solver: Option<Solver>,
     /// Seed of the source draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -342,7 +350,7 @@ pub struct SampleArgs {
     /// (n, H, W) or (n, H, W, 3), or a folder that receives one PNG per sample.
     #[arg(long)]
     out: PathBuf,
-    /// Also draw the sample paths (Fig. 3 style) into this PNG.
+    /// 2-D runs: also draw the sample paths (Fig. 3 style) into this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// Device.
@@ -350,8 +358,63 @@ pub struct SampleArgs {
     device: DeviceKind,
 }
 
+impl SampleArgs {
+    /// `--steps`, default 10.
+    fn steps(&self) -> usize {
+        self.steps.unwrap_or(10)
+    }
+    /// `--batch`, default 256.
+    fn batch(&self) -> usize {
+        self.batch.unwrap_or(256)
+    }
+    /// `--solver`, default Euler.
+    fn solver(&self) -> Solver {
+        self.solver.unwrap_or(Solver::Euler)
+    }
+    /// Refuses the flags among `flags` that were given: they do not apply to `what` (a run of
+    /// this method and kind), and were ignored before.
+    fn refuse(&self, what: &str, flags: &[&str]) -> Result<()> {
+        let flag = |f: &str| -> (bool, &'static str) {
+            match f {
+                "--steps" => (self.steps.is_some(), "the steps are set by training"),
+                "--nfe" => (self.nfe.is_some(), "the NFE is set by training"),
+                "--tol" => (
+                    self.tol.is_some(),
+                    "adaptive: flow matching and NSGF++ only",
+                ),
+                "--solver" => (self.solver.is_some(), "no ODE is solved"),
+                "--batch" => (self.batch.is_some(), "image runs only"),
+                "--part-rows" => (self.part_rows.is_some(), "image runs only"),
+                "--grid" => (self.grid.is_some(), "image runs only"),
+                "--plot" => (self.plot.is_some(), "2-D paths only; --grid draws images"),
+                other => unreachable!("no flag {other}"),
+            }
+        };
+        let bad: Vec<String> = flags
+            .iter()
+            .filter(|f| flag(f).0)
+            .map(|f| format!("{f} ({})", flag(f).1))
+            .collect();
+        match bad.as_slice() {
+            [] => Ok(()),
+            [one] => anyhow::bail!("{one} does not apply to {what}; leave it out"),
+            many => anyhow::bail!("{} do not apply to {what}; leave them out", many.join(", ")),
+        }
+    }
+    /// The flags that only image draws use, refused on a 2-D run of `method`.
+    fn refuse_image_flags(&self, method: &str) -> Result<()> {
+        self.refuse(
+            &format!("a 2-D {method} run"),
+            &["--batch", "--part-rows", "--grid"],
+        )
+    }
+    /// `--plot`, refused on an image run of `method`.
+    fn refuse_plot(&self, method: &str) -> Result<()> {
+        self.refuse(&format!("an image {method} run"), &["--plot"])
+    }
+}
+
 pub fn sample(args: SampleArgs) -> Result<()> {
-    anyhow::ensure!(args.n > 0, "--n must be at least 1");
     let config = args.run.join(nsgf::train::checkpoint::CONFIG_FILE);
     match nsgfpp::config_method(&read_text(&config)?).as_deref() {
         Some("nsgfpp") => return sample_nsgfpp(args),
@@ -360,17 +423,65 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         Some("sjko") => return sample_sjko(args),
         _ => {}
     }
+    args.refuse(
+        "a 2-D NSGF run",
+        &["--tol", "--batch", "--part-rows", "--grid"],
+    )?;
+    let steps = fixed_steps(&args)?;
+    probe_memory(args.n, 2, TOY_COPIES)?;
     let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
         let run = toy::load_run::<B>(&args.run, &dev)?;
-        let (x, path, nfe) = toy::sample(&run, args.n, args.steps, args.solver, args.seed, &dev)?;
+        let (x, path, nfe) = toy::sample(&run, args.n, steps, args.solver(), args.seed, &dev)?;
         let path = path
             .into_iter()
             .map(to_f32_vec)
             .collect::<nsgf::Result<Vec<_>>>()?;
         anyhow::Ok((to_f32_vec(x)?, path, nfe, run.config.problem))
     })?;
-    let title = format!("NSGF {problem}, {} steps", args.steps);
+    let title = format!("NSGF {problem}, {steps} steps");
     write_toy_samples(&args, samples, &path, problem, &title, nfe)
+}
+
+/// Refuses a draw of `n` samples of `d` values whose arrays would not fit in memory (a failed
+/// allocation aborts the process): `copies` f32 arrays of `n x d` (2-D draws hold all their
+/// samples, and their paths, at once; image draws one array of rows plus the uint8 output) are
+/// reserved once and freed untouched.
+fn probe_memory(n: usize, d: usize, copies: usize) -> Result<()> {
+    let bytes = (n as u128) * (d as u128) * 4 * copies as u128;
+    let fits = usize::try_from(bytes).is_ok_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok());
+    anyhow::ensure!(
+        fits,
+        "--n {n}: the samples need about {:.3e} bytes of memory ({copies} arrays of {n} x {d} \
+         float32), more than this machine can give; draw fewer",
+        bytes as f64
+    );
+    Ok(())
+}
+
+/// [`probe_memory`] for a run of this image shape (`None`: 2-D).
+fn probe_samples(args: &SampleArgs, image_shape: Option<[usize; 3]>) -> Result<()> {
+    match image_shape {
+        Some(s) => probe_memory(args.n, s.iter().product(), 2),
+        None => probe_memory(args.n, 2, TOY_COPIES),
+    }
+}
+
+/// Arrays of a 2-D draw held at once (samples, source, velocity, temporaries; paths grow with
+/// the steps): the probe of [`probe_memory`].
+const TOY_COPIES: usize = 8;
+
+/// The fixed solver steps of a flow's draw: `--steps`, or `--nfe` over the solver's evaluations
+/// per step (NSGF, flow matching).
+fn fixed_steps(args: &SampleArgs) -> Result<usize> {
+    let per = args.solver().nfe_per_step();
+    match args.nfe {
+        None => Ok(args.steps()),
+        Some(nfe) if nfe % per == 0 => Ok(nfe / per),
+        Some(nfe) => anyhow::bail!(
+            "--nfe {nfe}: the {:?} solver spends {per} evaluations per step",
+            args.solver()
+        ),
+    }
 }
 
 /// Writes 2-D samples as `(n, 2)` f32 `.npy` and, with `--plot`, their paths (`path`: the
@@ -452,13 +563,13 @@ fn draw_key(args: &SampleArgs, method: &str) -> Result<String> {
          device = {:?}\n",
         env!("CARGO_PKG_VERSION"),
         args.n,
-        args.batch,
+        args.batch(),
         args.part_rows,
         args.seed,
-        args.steps,
+        args.steps(),
         args.nfe,
         args.tol,
-        args.solver,
+        args.solver(),
         args.device
     ))
 }
@@ -478,16 +589,22 @@ const SAMPLE_BAR: &str = "sample {bar:30} {pos}/{len} {per_sec} eta {eta}";
 fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
     use nsgf::flows::nsgfpp::NsfSchedule;
     let config = nsgfpp::NsgfppConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?;
+    if config.is_image() {
+        args.refuse_plot("NSGF++")?;
+    } else {
+        args.refuse_image_flags("NSGF++")?;
+    }
+    probe_samples(&args, config.image_shape)?;
     let steps = match args.nfe {
-        None => args.steps,
+        None => args.steps(),
         Some(nfe) => {
             let fixed = config.nsgf.steps + 1;
-            let per = args.solver.nfe_per_step();
+            let per = args.solver().nfe_per_step();
             if nfe < fixed + per || (nfe - fixed) % per != 0 {
                 anyhow::bail!(
                     "--nfe {nfe}: this run spends {fixed} evaluations on its NSGF phase and time \
                      predictor, so the NFE must be {fixed} + k*{per} with k >= 1 ({:?} solver)",
-                    args.solver
+                    args.solver()
                 );
             }
             (nfe - fixed) / per
@@ -502,9 +619,9 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
     let (out, shape, parts) = nsgf::with_backend!(args.device, |B, dev| {
         let mut run = nsgfpp::load_run::<B>(&args.run, &dev)?;
         let d = run.config.image_shape.map_or(2, |s| s.iter().product());
-        run.config.sampling.solver = args.solver;
+        run.config.sampling.solver = args.solver();
         let batch = if run.config.is_image() {
-            args.batch
+            args.batch()
         } else {
             args.n
         };
@@ -643,7 +760,7 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
             format!("= {nfe}"),
             format!(
                 "{steps} NSF steps x {} evaluations",
-                args.solver.nfe_per_step()
+                args.solver().nfe_per_step()
             ),
         ),
     };
@@ -659,8 +776,27 @@ fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
 /// `nsgf sample` on a JKO-Flow / EPT run: the fresh samples pushed through its K steps
 /// (NFE = K; `--steps` and `--solver` do not apply).
 fn sample_wgf(args: SampleArgs) -> Result<()> {
+    args.refuse(
+        "a JKO-Flow / EPT run",
+        &[
+            "--steps",
+            "--tol",
+            "--solver",
+            "--batch",
+            "--part-rows",
+            "--grid",
+        ],
+    )?;
+    probe_memory(args.n, 2, TOY_COPIES)?;
     let (x, path, problem, k) = nsgf::with_backend!(args.device, |B, dev| {
         let run = wgf::load_run::<B>(&args.run, &dev)?;
+        if let Some(nfe) = args.nfe.filter(|&nfe| nfe != run.steps()) {
+            anyhow::bail!(
+                "--nfe {nfe}: this run pushes every sample through its {} trained flow steps \
+                 (NFE {0}); leave --nfe out",
+                run.steps()
+            );
+        }
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
         let x0 = run.config.problem.source().sample(args.n, &mut rng);
         let x0 = nsgf::convert::rows_to_tensor::<B>(x0, args.n, 2, &dev);
@@ -682,6 +818,17 @@ fn sample_wgf(args: SampleArgs) -> Result<()> {
 fn sample_sjko(args: SampleArgs) -> Result<()> {
     let image_shape =
         sjko::SjkoConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?.image_shape;
+    let what = "an S-JKO run (one generator call per sample)";
+    args.refuse(what, &["--steps", "--tol", "--solver", "--part-rows"])?;
+    if image_shape.is_some() {
+        args.refuse_plot("S-JKO")?;
+    } else {
+        args.refuse_image_flags("S-JKO")?;
+    }
+    if let Some(nfe) = args.nfe.filter(|&nfe| nfe != 1) {
+        anyhow::bail!("--nfe {nfe}: {what} has NFE 1; leave --nfe out or pass 1");
+    }
+    probe_samples(&args, image_shape)?;
     if let Some(shape) = image_shape {
         let x = nsgf::with_backend!(args.device, |B, dev| {
             let run = sjko::load_run::<B>(&args.run, &dev)?;
@@ -691,7 +838,7 @@ fn sample_sjko(args: SampleArgs) -> Result<()> {
                 SAMPLE_BAR,
                 format!("sample {}", args.run.display()),
             );
-            let x = run.sample_many(args.n, args.batch, args.seed, &dev, |d| {
+            let x = run.sample_many(args.n, args.batch(), args.seed, &dev, |d| {
                 pb.set_position(d as u64)
             })?;
             pb.finish_and_clear();
@@ -725,21 +872,21 @@ fn sample_sjko(args: SampleArgs) -> Result<()> {
 
 /// `nsgf sample` on a flow-matching run: `--steps` uniform solver steps (or `--nfe` in all).
 fn sample_cfm(args: SampleArgs) -> Result<()> {
-    let per = args.solver.nfe_per_step();
-    let steps = match args.nfe {
-        None => args.steps,
-        Some(nfe) if nfe >= per && nfe % per == 0 => nfe / per,
-        Some(nfe) => anyhow::bail!(
-            "--nfe {nfe}: the {:?} solver spends {per} evaluations per step",
-            args.solver
-        ),
-    };
+    let config = cfm::CfmConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?;
+    if config.is_image() {
+        args.refuse_plot("flow-matching")?;
+    } else {
+        args.refuse_image_flags("flow-matching")?;
+    }
+    probe_samples(&args, config.image_shape)?;
+    let per = args.solver().nfe_per_step();
+    let steps = fixed_steps(&args)?;
     let key = draw_key(&args, "cfm")?;
     let (x, nfe, shape, parts) = nsgf::with_backend!(args.device, |B, dev| {
         let run = cfm::load_run::<B>(&args.run, &dev)?;
         let d = run.config.image_shape.map_or(2, |s| s.iter().product());
         let batch = if run.config.is_image() {
-            args.batch
+            args.batch()
         } else {
             args.n
         };
@@ -753,7 +900,7 @@ fn sample_cfm(args: SampleArgs) -> Result<()> {
             Some(tol) => cfm::Integration::Adaptive { tol },
             None => cfm::Integration::Fixed {
                 steps,
-                solver: args.solver,
+                solver: args.solver(),
             },
         };
         if !run.config.is_image() {

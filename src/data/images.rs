@@ -111,7 +111,7 @@ pub fn write_image_npy(path: impl AsRef<Path>, images: &ImageBatch) -> Result<()
 /// Writes each image as `dir/000000.png`, `dir/000001.png`, … (creating `dir`).
 pub fn write_png_folder(dir: impl AsRef<Path>, images: &ImageBatch) -> Result<()> {
     let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+    crate::io::create_dir_all(dir)?;
     let (w, h) = (images.width as u32, images.height as u32);
     let per = images.height * images.width * images.channels;
     for (i, px) in images.data.chunks_exact(per.max(1)).enumerate() {

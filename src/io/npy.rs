@@ -409,7 +409,7 @@ pub fn stage_file(path: &Path, bytes: &[u8]) -> Result<StagedFile> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+            crate::io::create_dir_all(dir)?;
         }
     }
     let file_name = path

@@ -57,7 +57,7 @@ impl Parts {
                 "is in the way of a parts folder (not a folder): move it away",
             ));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
+        crate::io::create_dir_all(&dir)?;
         let lock = Self::lock(&dir)?;
         if existed {
             match std::fs::read_to_string(&key_path) {

@@ -74,7 +74,7 @@ pub fn trajectory_panels(
 
 fn create_parent(png: &Path) -> Result<()> {
     if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+        crate::io::create_dir_all(dir)?;
     }
     Ok(())
 }

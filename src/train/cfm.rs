@@ -156,6 +156,9 @@ pub fn train<B: NnAutodiffBackend>(
     let data = pairs::resolve(cfg.problem, cfg.data.as_ref())?;
     let mut cfg = cfg.clone();
     cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
+    if resume {
+        checkpoint::refuse_shortening(run_dir, cfg.train.steps)?;
+    }
     checkpoint::write_run_config(run_dir, &cfg, resume)?;
     B::seed(device, cfg.seed);
     match cfg.image_shape {

@@ -49,7 +49,22 @@ struct StateFile {
     files: std::collections::BTreeMap<String, String>,
 }
 
-/// Rewrites MessagePack bytes with every map's entries in sorted key order (burn records keep
+/// Refuses to resume the checkpoint in `dir` to `steps` steps in all when it already stands
+/// past them: a run cannot be shortened (it trained nothing, yet its `config.toml` was
+/// rewritten to the shorter length). Called before a resumed run writes anything.
+pub fn refuse_shortening(dir: &Path, steps: usize) -> Result<()> {
+    match saved_step(dir)? {
+        Some(done) if done > steps => Err(NsgfError::Param(format!(
+            "{}: cannot resume to {steps} steps: its checkpoint is at step {done}, and a run \
+             cannot be shortened; resume to {done} steps or more, or train afresh \
+             (`nsgf train --overwrite`)",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites MessagePack bytes with every map's entries/// Rewrites MessagePack bytes with every map's entries in sorted key order (burn records keep
 /// the Adam state in a `HashMap`, whose order changes from run to run); readers are unaffected.
 pub fn canonical_msgpack(bytes: &[u8]) -> Result<Vec<u8>> {
     fn sort(v: &mut rmpv::Value) {
@@ -216,7 +231,7 @@ pub fn write_run_config<C: Serialize + serde::de::DeserializeOwned>(
     if saved.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+    crate::io::create_dir_all(dir)?;
     write_atomic(&path, text.as_bytes())
 }
 

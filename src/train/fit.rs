@@ -206,13 +206,14 @@ where
     M: Regressor<B> + AutodiffModule<B> + ModuleSnapshot<B>,
     M::InnerModule: ModuleSnapshot<B::InnerBackend>,
 {
-    std::fs::create_dir_all(dir).map_err(|e| NsgfError::io(dir, e))?;
+    crate::io::create_dir_all(dir)?;
     let mut optim = AdamConfig::new().init::<B, M>();
     let mut model = checkpoint::sequential_ids(model, (id + 1) << 40);
     let (mut start, mut before) = (0, 0.0);
     let mut ema = (opt.ema > 0.0).then(|| Ema::new(model.valid(), opt.ema));
     let resumed = resume && dir.join(checkpoint::STATE_FILE).exists();
     if resumed {
+        checkpoint::refuse_shortening(dir, opt.steps)?;
         let (m, o, state) = checkpoint::load_checkpoint(dir, model, optim, device)?;
         (model, optim, start) = (m, o, state.step);
         before = read_timing(dir, start);

@@ -133,9 +133,14 @@ where
         0
     };
 
-    // The pool as it stood before step `start`.
+    // The pool as it stood before step `start`; none for a finished run resumed (it trains no
+    // further, and rebuilding an image run's pool took minutes).
     let t0 = Instant::now();
-    let total = flows_before(pool_cfg, start);
+    let total = if start < spec.train.steps {
+        flows_before(pool_cfg, start)
+    } else {
+        0
+    };
     let first = total.saturating_sub(pool_cfg.batches);
     pool.seek(first * per_flow)?;
     let pb = bar(
@@ -212,6 +217,9 @@ pub fn train<B: NnAutodiffBackend>(
     show_progress: bool,
 ) -> Result<TrainReport> {
     cfg.validate()?;
+    if resume {
+        checkpoint::refuse_shortening(run_dir, cfg.train.steps)?;
+    }
     checkpoint::write_run_config(run_dir, cfg, resume)?;
     B::seed(device, cfg.seed);
     let model: VelocityMlp<B> = MlpConfig::new(2)

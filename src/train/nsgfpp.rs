@@ -433,6 +433,15 @@ pub fn train<B: NnAutodiffBackend>(
     let data = cfg.pair_data()?;
     let mut cfg = cfg.clone();
     cfg.image_shape = pairs::checked_image_shape(&data, cfg.image_shape)?;
+    if resume {
+        for (part, steps) in [
+            ("nsgf", cfg.train.steps),
+            ("nsf", cfg.nsf.train.steps),
+            ("time", cfg.time.train.steps),
+        ] {
+            checkpoint::refuse_shortening(&run_dir.join(part), steps)?;
+        }
+    }
     checkpoint::write_run_config(run_dir, &cfg, resume)?;
     match cfg.image_shape {
         None => train_networks::<B, _, _>(

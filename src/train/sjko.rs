@@ -540,7 +540,7 @@ where
 {
     let t0 = Instant::now();
     checkpoint::write_run_config(dir, cfg, resume)?;
-    std::fs::create_dir_all(dir.join(PHASES_DIR)).map_err(|e| NsgfError::io(dir, e))?;
+    crate::io::create_dir_all(&dir.join(PHASES_DIR))?;
     let d = data.dim();
     let mut generator: G = checkpoint::sequential_ids(generator, 1 << 40);
     let mut potential: P = checkpoint::sequential_ids(potential, 2 << 40);

@@ -982,7 +982,7 @@ fn run_cell<B: NnAutodiffBackend>(
             }
         }
     }
-    std::fs::create_dir_all(&dir).map_err(|e| NsgfError::io(&dir, e))?;
+    crate::io::create_dir_all(&dir)?;
     let (model, final_loss, train_seconds) = match method {
         Method::Nsgf => {
             let (m, l, t) = train_nsgf_cell::<B>(settings, problem, seed, &dir, dev, show)?;
@@ -1227,7 +1227,7 @@ pub fn run_table1_since<B: NnAutodiffBackend>(
         paired: pairs,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    std::fs::create_dir_all(out).map_err(|e| NsgfError::io(out, e))?;
+    crate::io::create_dir_all(out)?;
     write_atomic(&out.join("table1.md"), markdown(&table).as_bytes())?;
     let json = serde_json::to_vec_pretty(&table).map_err(|e| NsgfError::Other(e.to_string()))?;
     write_atomic(&out.join("table1.json"), &json)?;

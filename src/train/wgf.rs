@@ -344,8 +344,16 @@ pub fn train<B: NnAutodiffBackend>(
     show: bool,
 ) -> Result<WgfReport> {
     cfg.validate()?;
+    if resume {
+        // The networks' checkpoints count the flow steps done.
+        let net = match cfg.method {
+            WgfMethod::Jko => "map",
+            WgfMethod::Ept => "ratio",
+        };
+        checkpoint::refuse_shortening(&dir.join(net), cfg.steps)?;
+    }
     checkpoint::write_run_config(dir, cfg, resume)?;
-    std::fs::create_dir_all(dir.join(STEPS_DIR)).map_err(|e| NsgfError::io(dir, e))?;
+    crate::io::create_dir_all(&dir.join(STEPS_DIR))?;
     B::seed(device, cfg.seed);
     match cfg.method {
         WgfMethod::Jko => train_jko::<B>(cfg, dir, device, resume, show),
