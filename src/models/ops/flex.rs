@@ -60,7 +60,7 @@ fn conv_forward<T: Real>(
     b: &FlexTensor,
 ) -> FlexTensor {
     let (x, w, b) = (contig(x), contig(w), contig(b));
-    let mut y = vec![T::ZERO; g.n * g.co * g.p()];
+    let mut y = host::zeros::<T>(g.n * g.co * g.p());
     host::conv2d_forward(g, slice::<T>(&x), slice(&w), Some(slice(&b)), &mut y);
     make(y, vec![g.n, g.co, g.ho, g.wo])
 }
@@ -74,7 +74,7 @@ fn conv_backward<T: Real>(
 ) -> [Option<FlexTensor>; 3] {
     let (x, w, dy) = (contig(x), contig(w), contig(dy));
     let dx = need[0].then(|| {
-        let mut dx = vec![T::ZERO; g.n * g.ci * g.h * g.w];
+        let mut dx = host::zeros::<T>(g.n * g.ci * g.h * g.w);
         host::conv2d_backward_input(g, slice::<T>(&w), slice(&dy), &mut dx);
         make(dx, vec![g.n, g.ci, g.h, g.w])
     });
@@ -155,7 +155,7 @@ impl NnKernels for Flex {
         by_dtype!(Some(dt), T => {
             let (x, gamma, beta) = (contig(&x), contig(&gamma), contig(&beta));
             let shift = shift.as_ref().map(contig);
-            let mut y = vec![T::ZERO; x.shape().num_elements()];
+            let mut y = host::zeros::<T>(x.shape().num_elements());
             let mut stats = vec![T::ZERO; g.n * g.groups * 2];
             host::group_norm_forward::<T>(
                 &g, slice(&x), shift.as_ref().map(slice), slice(&gamma), slice(&beta),
@@ -185,7 +185,7 @@ impl NnKernels for Flex {
             let (x, gamma, beta) = (contig(&x), contig(&gamma), contig(&beta));
             let (stats, dy) = (contig(&stats), contig(&grad));
             let shift = shift.as_ref().map(contig);
-            let mut dx = vec![T::ZERO; x.shape().num_elements()];
+            let mut dx = host::zeros::<T>(x.shape().num_elements());
             let (mut dg, mut db) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
             let mut ds = shift.as_ref().map(|_| vec![T::ZERO; g.n * g.c]);
             host::group_norm_backward::<T>(
@@ -213,7 +213,7 @@ impl NnKernels for Flex {
         let [n, c, _, _] = dims::<4>(&x);
         by_dtype!(x.dtype(), T => {
             let x = contig(&x);
-            let mut y = vec![T::ZERO; g.planes * g.ho * g.wo];
+            let mut y = host::zeros::<T>(g.planes * g.ho * g.wo);
             host::pool2d_forward::<T>(&g, max, include_pad, slice(&x), &mut y);
             make(y, vec![n, c, g.ho, g.wo])
         }, _ => reference::pool2d::<Self>(x, spec))
@@ -235,7 +235,7 @@ impl NnKernels for Flex {
         };
         by_dtype!(qkv.dtype(), T => {
             let qkv = contig(&qkv);
-            let mut out = vec![T::ZERO; b * heads * g.ch * t];
+            let mut out = host::zeros::<T>(b * heads * g.ch * t);
             let mut lse = vec![T::ZERO; b * heads * t];
             host::attention_forward::<T>(&g, slice(&qkv), &mut out, &mut lse);
             (make(out, vec![b, heads * g.ch, t]), make(lse, vec![b, heads, t]))
@@ -262,7 +262,7 @@ impl NnKernels for Flex {
         };
         by_dtype!(qkv.dtype(), T => {
             let (qkv, out, lse, dy) = (contig(&qkv), contig(&out), contig(&lse), contig(&grad));
-            let mut d = vec![T::ZERO; qkv.shape().num_elements()];
+            let mut d = host::zeros::<T>(qkv.shape().num_elements());
             host::attention_backward::<T>(&g, slice(&qkv), slice(&out), slice(&lse), slice(&dy), &mut d);
             make(d, vec![b, width, t])
         }, _ => reference::attention_backward::<Self>(qkv, out, lse, grad, heads))

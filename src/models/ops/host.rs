@@ -139,6 +139,22 @@ fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
+/// Buffers at least this long are zeroed by [`zeros`] on every thread.
+const PAR_ZERO_MIN: usize = 1 << 16;
+
+/// A zeroed buffer of `len` values for an op's output, zeroed in parallel when large: the
+/// allocator zeroes a reused heap block with one serial `memset` on the calling thread while
+/// the other threads wait, ~4 % of the CPU time of `nsgf sample` on the MNIST UNet (and twice
+/// that of its wall time on two threads).
+pub fn zeros<T: Real>(len: usize) -> Vec<T> {
+    if len < PAR_ZERO_MIN || threads() < 2 {
+        return vec![T::ZERO; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(T::ZERO, len));
+    v
+}
+
 // ---------------------------------------------------------------------------------------------
 // Convolution
 // ---------------------------------------------------------------------------------------------
@@ -1382,5 +1398,20 @@ mod tests {
         assert!((lse[0] - z).abs() < 1e-12);
         assert!((s[2] - (3.0 - z).exp()).abs() < 1e-12);
         assert!((lse[1] - 1000.0).abs() < 1e-12 && (s[5] - 1.0).abs() < 1e-12);
+    }
+
+    /// The output buffers: every length zero, on one thread and (from `PAR_ZERO_MIN` on)
+    /// filled in parallel on two, over a heap block that held other values before.
+    #[test]
+    fn zeros_are_zero_serial_and_parallel() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for len in [0, 5, PAR_ZERO_MIN - 1, PAR_ZERO_MIN, 3 * PAR_ZERO_MIN + 7] {
+            drop(vec![7.5f32; len]);
+            let v = pool.install(|| zeros::<f32>(len));
+            assert_eq!(v.len(), len);
+            assert!(v.iter().all(|&x| x == 0.0), "len {len}");
+            let w = zeros::<f64>(len);
+            assert!(w.len() == len && w.iter().all(|&x| x == 0.0), "len {len}");
+        }
     }
 }
