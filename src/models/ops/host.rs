@@ -1404,7 +1404,10 @@ mod tests {
     /// filled in parallel on two, over a heap block that held other values before.
     #[test]
     fn zeros_are_zero_serial_and_parallel() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         for len in [0, 5, PAR_ZERO_MIN - 1, PAR_ZERO_MIN, 3 * PAR_ZERO_MIN + 7] {
             drop(vec![7.5f32; len]);
             let v = pool.install(|| zeros::<f32>(len));
