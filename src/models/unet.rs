@@ -21,7 +21,7 @@
 //! GroupNorm has 32 groups and ε = 1e-5, as guided-diffusion's `normalization`.
 //! Parameter names follow torchcfm's `state_dict` ([`UNet::load_torchcfm`]).
 
-use super::ops::{attention, conv2d, group_norm, NnBackend, NormSpec};
+use super::ops::{self, attention, conv2d, group_norm, NnBackend, NormSpec};
 use super::{mse, Regressor};
 use crate::error::NsgfError;
 use crate::flows::VectorField;
@@ -430,14 +430,6 @@ impl<B: Backend> Stage<B> {
     }
 }
 
-/// Nearest-neighbour ×2 upsampling `[N, C, H, W] → [N, C, 2H, 2W]`.
-fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h, 1, w, 1])
-        .expand([n, c, h, 2, w, 2])
-        .reshape([n, c, 2 * h, 2 * w])
-}
-
 impl<B: NnBackend> Stage<B> {
     pub fn forward(&self, mut h: Tensor<B, 4>, emb: &Tensor<B, 2>) -> Tensor<B, 4> {
         if let Some(c) = &self.conv {
@@ -453,7 +445,7 @@ impl<B: NnBackend> Stage<B> {
             h = d.forward(h);
         }
         if let Some(u) = &self.up {
-            h = u.forward(upsample2(h));
+            h = u.forward(ops::upsample2(h));
         }
         h
     }
@@ -519,7 +511,7 @@ impl<B: NnBackend> UNet<B> {
         }
         for s in &self.output {
             let skip = skips.pop().expect("one skip per decoder block");
-            h = s.forward(Tensor::cat(vec![h, skip], 1), &emb);
+            h = s.forward(ops::cat_channels(h, skip), &emb);
         }
         self.out_conv.forward(self.out_norm.forward(h, None, true))
     }

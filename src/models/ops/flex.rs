@@ -108,6 +108,55 @@ fn same_dtype(ts: &[&FlexTensor]) -> Option<DType> {
 }
 
 impl NnKernels for Flex {
+    fn nn_cat_channels(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let ([n, ca, h, w], [nb, cb, hb, wb]) = (dims::<4>(&a), dims::<4>(&b));
+        let fits = (n, h, w) == (nb, hb, wb) && n * ca * cb * h * w > 0;
+        by_dtype!(same_dtype(&[&a, &b]).filter(|_| fits), T => {
+            let (a, b) = (contig(&a), contig(&b));
+            let (la, lb) = (ca * h * w, cb * h * w);
+            let mut y = host::zeros::<T>(n * (la + lb));
+            host::cat_rows(slice::<T>(&a), slice(&b), la, lb, &mut y);
+            make(y, vec![n, ca + cb, h, w])
+        }, _ => reference::cat_channels::<Self>(a, b))
+    }
+
+    fn nn_split_channels(
+        grad: FloatTensor<Self>,
+        ca: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [n, c, h, w] = dims::<4>(&grad);
+        let fits = ca > 0 && ca < c && n * h * w > 0;
+        by_dtype!(Some(grad.dtype()).filter(|_| fits), T => {
+            let g = contig(&grad);
+            let (la, lb) = (ca * h * w, (c - ca) * h * w);
+            let (mut da, mut db) = (host::zeros::<T>(n * la), host::zeros::<T>(n * lb));
+            host::split_rows(slice::<T>(&g), la, lb, &mut da, &mut db);
+            (make(da, vec![n, ca, h, w]), make(db, vec![n, c - ca, h, w]))
+        }, _ => reference::split_channels::<Self>(grad, ca))
+    }
+
+    fn nn_upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c, h, w] = dims::<4>(&x);
+        by_dtype!(Some(x.dtype()).filter(|_| n * c * h * w > 0), T => {
+            let x = contig(&x);
+            let mut y = host::zeros::<T>(4 * n * c * h * w);
+            host::upsample2_forward(slice::<T>(&x), h, w, &mut y);
+            make(y, vec![n, c, 2 * h, 2 * w])
+        }, _ => reference::upsample2::<Self>(x))
+    }
+
+    fn nn_upsample2_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c, h2, w2] = dims::<4>(&grad);
+        let fits = n * c * h2 * w2 > 0 && h2 % 2 == 0 && w2 % 2 == 0;
+        by_dtype!(Some(grad.dtype()).filter(|_| fits), T => {
+            let g = contig(&grad);
+            let (h, w) = (h2 / 2, w2 / 2);
+            let mut dx = host::zeros::<T>(n * c * h * w);
+            host::upsample2_backward(slice::<T>(&g), h, w, &mut dx);
+            make(dx, vec![n, c, h, w])
+        }, _ => reference::upsample2_backward::<Self>(grad))
+    }
+
     fn nn_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

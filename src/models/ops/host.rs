@@ -156,6 +156,75 @@ pub fn zeros<T: Real>(len: usize) -> Vec<T> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Channel concatenation and nearest ×2 upsampling (copies, images or planes in parallel)
+// ---------------------------------------------------------------------------------------------
+
+/// `y_i = [a_i, b_i]` for every image `i`: `a [n, la]`, `b [n, lb]` (an image's channels and
+/// positions flattened) → `y [n, la + lb]`. `la` and `lb` must be positive.
+pub fn cat_rows<T: Real>(a: &[T], b: &[T], la: usize, lb: usize, y: &mut [T]) {
+    assert!(la > 0 && lb > 0);
+    assert_eq!(a.len() / la, b.len() / lb);
+    assert_eq!(y.len(), a.len() + b.len());
+    y.par_chunks_mut(la + lb)
+        .zip(a.par_chunks(la).zip(b.par_chunks(lb)))
+        .for_each(|(yi, (ai, bi))| {
+            yi[..la].copy_from_slice(ai);
+            yi[la..].copy_from_slice(bi);
+        });
+}
+
+/// The adjoint of [`cat_rows`]: `g [n, la + lb]` → `da [n, la]`, `db [n, lb]`.
+pub fn split_rows<T: Real>(g: &[T], la: usize, lb: usize, da: &mut [T], db: &mut [T]) {
+    assert!(la > 0 && lb > 0);
+    assert_eq!(g.len(), da.len() + db.len());
+    g.par_chunks(la + lb)
+        .zip(da.par_chunks_mut(la).zip(db.par_chunks_mut(lb)))
+        .for_each(|(gi, (ai, bi))| {
+            ai.copy_from_slice(&gi[..la]);
+            bi.copy_from_slice(&gi[la..]);
+        });
+}
+
+/// Nearest ×2 upsampling of planes `h × w` (`x [planes, h, w]`) → `y [planes, 2h, 2w]`,
+/// `y[p, i, j] = x[p, ⌊i/2⌋, ⌊j/2⌋]`. `h·w` must be positive.
+pub fn upsample2_forward<T: Real>(x: &[T], h: usize, w: usize, y: &mut [T]) {
+    let (hw, w2) = (h * w, 2 * w);
+    assert!(hw > 0);
+    assert_eq!(y.len(), 4 * x.len());
+    y.par_chunks_mut(4 * hw)
+        .zip(x.par_chunks(hw))
+        .for_each(|(yp, xp)| {
+            for (i, row) in xp.chunks(w).enumerate() {
+                let (top, bottom) = yp[2 * i * w2..(2 * i + 2) * w2].split_at_mut(w2);
+                for (pair, &v) in top.chunks_exact_mut(2).zip(row) {
+                    pair[0] = v;
+                    pair[1] = v;
+                }
+                bottom.copy_from_slice(top);
+            }
+        });
+}
+
+/// The adjoint of [`upsample2_forward`]: `dx[p, i, j]` = the sum of the 2×2 block
+/// `g[p, 2i..2i+2, 2j..2j+2]`, as `(top left + top right) + (bottom left + bottom right)`.
+pub fn upsample2_backward<T: Real>(g: &[T], h: usize, w: usize, dx: &mut [T]) {
+    let (hw, w2) = (h * w, 2 * w);
+    assert!(hw > 0);
+    assert_eq!(g.len(), 4 * dx.len());
+    dx.par_chunks_mut(hw)
+        .zip(g.par_chunks(4 * hw))
+        .for_each(|(dp, gp)| {
+            for (i, drow) in dp.chunks_mut(w).enumerate() {
+                let top = &gp[2 * i * w2..(2 * i + 1) * w2];
+                let bottom = &gp[(2 * i + 1) * w2..(2 * i + 2) * w2];
+                for (j, d) in drow.iter_mut().enumerate() {
+                    *d = (top[2 * j] + top[2 * j + 1]) + (bottom[2 * j] + bottom[2 * j + 1]);
+                }
+            }
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Convolution
 // ---------------------------------------------------------------------------------------------
 

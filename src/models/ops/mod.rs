@@ -13,7 +13,11 @@
 //!   path: burn-flex's max pool always computes argmax indices and both pools check bounds per
 //!   element, a fifth of the FID Inception's time; under autodiff it is burn's stock op;
 //! * [`attention`]: multi-head self-attention in the `QKVAttentionLegacy` layout of
-//!   guided-diffusion / torchcfm, `O = V softmax(QᵀK/√ch)ᵀ`, flash-style (see [`host`]).
+//!   guided-diffusion / torchcfm, `O = V softmax(QᵀK/√ch)ᵀ`, flash-style (see [`host`]);
+//! * [`cat_channels`] and [`upsample2`]: the UNet decoder's skip concatenation and nearest ×2
+//!   upsampling, copies on every thread whose gradients come back contiguous (burn's stock
+//!   `cat` hands back channel slices, which burn-flex sums into the encoder outputs' gradients
+//!   with a serial strided loop, and the stock upsampling copies an expanded view serially).
 //!
 //! Two traits carry them, so that model code stays generic (`<B: NnBackend>`):
 //!
@@ -157,6 +161,30 @@ pub trait NnKernels: Backend {
         reference::pool2d::<Self>(x, spec)
     }
 
+    /// Channel concatenation `[a, b]`, `a [N, Ca, H, W]`, `b [N, Cb, H, W]` →
+    /// `[N, Ca + Cb, H, W]`.
+    fn nn_cat_channels(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::cat_channels::<Self>(a, b)
+    }
+
+    /// The gradient of the concatenation: `grad` split at channel `ca`, `(da, db)`.
+    fn nn_split_channels(
+        grad: FloatTensor<Self>,
+        ca: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::split_channels::<Self>(grad, ca)
+    }
+
+    /// Nearest-neighbour ×2 upsampling `[N, C, H, W]` → `[N, C, 2H, 2W]`.
+    fn nn_upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::upsample2::<Self>(x)
+    }
+
+    /// The gradient of the upsampling: each 2×2 block of `grad` summed.
+    fn nn_upsample2_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::upsample2_backward::<Self>(grad)
+    }
+
     /// SELU forward, `y = λx` for `x > 0`, `λα(eˣ − 1)` otherwise.
     fn nn_selu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         prim(burn::tensor::activation::selu(tensor::<Self, 2>(x)))
@@ -191,6 +219,10 @@ pub trait NnBackend: Backend {
     fn selu_op(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// See [`pool2d`].
     fn pool2d_op(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self>;
+    /// See [`cat_channels`].
+    fn cat_channels_op(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// See [`upsample2`].
+    fn upsample2_op(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// A training backend: autodiff over a backend whose plain form also runs the ops.
@@ -226,6 +258,12 @@ macro_rules! forward_kernels {
             }
             fn pool2d_op(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
                 <$B as NnKernels>::nn_pool2d(x, spec)
+            }
+            fn cat_channels_op(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+                <$B as NnKernels>::nn_cat_channels(a, b)
+            }
+            fn upsample2_op(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                <$B as NnKernels>::nn_upsample2(x)
             }
         }
     };
@@ -475,6 +513,73 @@ impl<B: NnKernels, C: CheckpointStrategy> NnBackend for Autodiff<B, C> {
     fn pool2d_op(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
         reference::pool2d::<Self>(x, spec)
     }
+
+    fn cat_channels_op(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct CatBackward;
+
+        impl<B: NnKernels> Backward<B, 2> for CatBackward {
+            /// The channels of the first input.
+            type State = usize;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_a, node_b] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (da, db) = B::nn_split_channels(grad, ops.state);
+                for (node, g) in [(node_a, da), (node_b, db)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, g);
+                    }
+                }
+            }
+        }
+
+        let ca = a.primitive.shape().dims::<4>()[1];
+        match CatBackward
+            .prepare::<C>([a.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(ca, B::nn_cat_channels(a.primitive, b.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(B::nn_cat_channels(a.primitive, b.primitive)),
+        }
+    }
+
+    fn upsample2_op(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct UpsampleBackward;
+
+        impl<B: NnKernels> Backward<B, 1> for UpsampleBackward {
+            type State = ();
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, B::nn_upsample2_backward(grad));
+                }
+            }
+        }
+
+        match UpsampleBackward
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((), B::nn_upsample2(x.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(B::nn_upsample2(x.primitive)),
+        }
+    }
 }
 
 fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
@@ -530,6 +635,18 @@ pub fn attention<B: NnBackend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> 
 /// backward, `x (n, d)` → `(n, d)`.
 pub fn selu<B: NnBackend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     tensor(B::selu_op(prim(x)))
+}
+
+/// Channel concatenation of `a [N, Ca, H, W]` and `b [N, Cb, H, W]` → `[N, Ca + Cb, H, W]`
+/// (`Tensor::cat([a, b], 1)` as one op; see the module docs).
+pub fn cat_channels<B: NnBackend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
+    tensor(B::cat_channels_op(prim(a), prim(b)))
+}
+
+/// Nearest-neighbour ×2 upsampling `[N, C, H, W]` → `[N, C, 2H, 2W]`:
+/// `y[n, c, i, j] = x[n, c, ⌊i/2⌋, ⌊j/2⌋]`.
+pub fn upsample2<B: NnBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    tensor(B::upsample2_op(prim(x)))
 }
 
 /// 2-D max or average pooling of `x [N, C, H, W]` (see [`PoolSpec`] for the output size).

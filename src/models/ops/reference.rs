@@ -211,3 +211,45 @@ pub fn pool2d<B: Backend>(x: FloatTensor<B>, spec: PoolSpec) -> FloatTensor<B> {
         ),
     }
 }
+
+/// Channel concatenation `[a, b]` (`a [N, Ca, H, W]`, `b [N, Cb, H, W]` → `[N, Ca + Cb, H, W]`).
+pub fn cat_channels<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    prim(Tensor::cat(vec![tensor::<B, 4>(a), tensor::<B, 4>(b)], 1))
+}
+
+/// The gradient of [`cat_channels`]: `grad [N, Ca + Cb, H, W]` split at channel `ca`.
+pub fn split_channels<B: Backend>(
+    grad: FloatTensor<B>,
+    ca: usize,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let g: Tensor<B, 4> = tensor(grad);
+    let [n, c, h, w] = g.dims();
+    (
+        prim(g.clone().slice([0..n, 0..ca, 0..h, 0..w])),
+        prim(g.slice([0..n, ca..c, 0..h, 0..w])),
+    )
+}
+
+/// Nearest-neighbour ×2 upsampling `[N, C, H, W]` → `[N, C, 2H, 2W]`.
+pub fn upsample2<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let x: Tensor<B, 4> = tensor(x);
+    let [n, c, h, w] = x.dims();
+    prim(
+        x.reshape([n, c, h, 1, w, 1])
+            .expand([n, c, h, 2, w, 2])
+            .reshape([n, c, 2 * h, 2 * w]),
+    )
+}
+
+/// The gradient of [`upsample2`]: each 2×2 block of `grad [N, C, 2H, 2W]` summed.
+pub fn upsample2_backward<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
+    let g: Tensor<B, 4> = tensor(grad);
+    let [n, c, h2, w2] = g.dims();
+    let (h, w) = (h2 / 2, w2 / 2);
+    prim(
+        g.reshape([n, c, h, 2, w, 2])
+            .sum_dim(5)
+            .sum_dim(3)
+            .reshape([n, c, h, w]),
+    )
+}

@@ -254,6 +254,101 @@ fn selu_matches_stock_and_finite_differences() {
     selu_case(300, 256);
 }
 
+/// Channel concatenation against `Tensor::cat`, with `a` used a second time (as the UNet's
+/// encoder outputs are): its gradient is the sum of two, the slice of the concatenation's.
+fn cat_case(n: usize, ca: usize, cb: usize, [h, w]: [usize; 2]) {
+    let c = ca + cb;
+    let run = |stock: bool| {
+        move |inp: &[Vec<f64>], dt: DType| {
+            let a = input(&inp[0], [n, ca, h, w], dt);
+            let b = input(&inp[1], [n, cb, h, w], dt);
+            let y = if stock {
+                Tensor::cat(vec![a.clone(), b.clone()], 1)
+            } else {
+                cat_channels(a.clone(), b.clone())
+            };
+            let r = input(&vals(n * c * h * w, 41), [n, c, h, w], dt);
+            let r2 = input(&vals(n * ca * h * w, 42), [n, ca, h, w], dt);
+            let loss = (y.clone() * r).sum() + (a.clone() * r2).sum();
+            let lv = host(loss.clone())[0];
+            let g = loss.backward();
+            let (da, db) = (a.grad(&g).unwrap(), b.grad(&g).unwrap());
+            (lv, vec![host(y), host(da), host(db)])
+        }
+    };
+    let inputs = vec![vals(n * ca * h * w, 1), vals(n * cb * h * w, 2)];
+    let what = format!("cat {n}x({ca}+{cb})x{h}x{w}");
+    check(&run(false), &run(true), &inputs, &what);
+    // The forward is a copy: bit for bit, on the plain backend too.
+    let plain = |v: &[f64], shape: [usize; 4]| {
+        Tensor::<Flex, 4>::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
+    };
+    let (a, b) = (
+        plain(&inputs[0], [n, ca, h, w]),
+        plain(&inputs[1], [n, cb, h, w]),
+    );
+    let ours = host(cat_channels(a.clone(), b.clone()));
+    assert_eq!(
+        ours,
+        host(Tensor::cat(vec![a, b], 1)),
+        "{what}: plain forward"
+    );
+}
+
+#[test]
+fn cat_channels_matches_stock_and_finite_differences() {
+    cat_case(2, 3, 5, [4, 3]);
+    cat_case(1, 1, 1, [1, 1]);
+    // The MNIST decoder's shapes (parallel over images).
+    cat_case(8, 64, 64, [7, 7]);
+}
+
+/// Nearest ×2 upsampling against the stock composition (reshape, expand, reshape).
+fn upsample_case(n: usize, c: usize, [h, w]: [usize; 2]) {
+    let run = |stock: bool| {
+        move |inp: &[Vec<f64>], dt: DType| {
+            let x = input(&inp[0], [n, c, h, w], dt);
+            let y = if stock {
+                x.clone()
+                    .reshape([n, c, h, 1, w, 1])
+                    .expand([n, c, h, 2, w, 2])
+                    .reshape([n, c, 2 * h, 2 * w])
+            } else {
+                upsample2(x.clone())
+            };
+            let r = input(&vals(4 * n * c * h * w, 43), [n, c, 2 * h, 2 * w], dt);
+            let loss = (y.clone() * r).sum();
+            let lv = host(loss.clone())[0];
+            let g = loss.backward();
+            (lv, vec![host(y), host(x.grad(&g).unwrap())])
+        }
+    };
+    let inputs = vec![vals(n * c * h * w, 3)];
+    check(
+        &run(false),
+        &run(true),
+        &inputs,
+        &format!("upsample {n}x{c}x{h}x{w}"),
+    );
+    let x = Tensor::<Flex, 4>::from_data(
+        TensorData::new(inputs[0].clone(), [n, c, h, w]),
+        &Default::default(),
+    );
+    let stock = x
+        .clone()
+        .reshape([n, c, h, 1, w, 1])
+        .expand([n, c, h, 2, w, 2])
+        .reshape([n, c, 2 * h, 2 * w]);
+    assert_eq!(host(upsample2(x)), host(stock), "plain forward");
+}
+
+#[test]
+fn upsample2_matches_stock_and_finite_differences() {
+    upsample_case(2, 3, [4, 5]);
+    upsample_case(1, 1, [1, 1]);
+    upsample_case(16, 32, [7, 7]);
+}
+
 /// The pool kernel against burn's stock op on the plain backend, bit for bit for the max
 /// (f32 and f64) and to rounding for the mean; then the autodiff dispatch (`pool2d` on
 /// `Autodiff<Flex>` is the stock op with its gradient, and its forward equals the kernel's).
