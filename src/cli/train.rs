@@ -401,16 +401,17 @@ impl SampleArgs {
             many => anyhow::bail!("{} do not apply to {what}; leave them out", many.join(", ")),
         }
     }
-    /// The flags that only image draws use, refused on a 2-D run of `method`.
-    fn refuse_image_flags(&self, method: &str) -> Result<()> {
-        self.refuse(
-            &format!("a 2-D {method} run"),
-            &["--batch", "--part-rows", "--grid"],
-        )
-    }
-    /// `--plot`, refused on an image run of `method`.
-    fn refuse_plot(&self, method: &str) -> Result<()> {
-        self.refuse(&format!("an image {method} run"), &["--plot"])
+    /// The checks that depend on the kind of a `method` run (`image_shape`: `None` in 2-D):
+    /// `--plot` refused on images, the image-only flags in 2-D; and the draw's memory probe.
+    fn check_kind(&self, method: &str, image_shape: Option<[usize; 3]>) -> Result<()> {
+        match image_shape {
+            Some(_) => self.refuse(&format!("an image {method} run"), &["--plot"])?,
+            None => self.refuse(
+                &format!("a 2-D {method} run"),
+                &["--batch", "--part-rows", "--grid"],
+            )?,
+        }
+        probe_samples(self, image_shape)
     }
 }
 
@@ -589,12 +590,7 @@ const SAMPLE_BAR: &str = "sample {bar:30} {pos}/{len} {per_sec} eta {eta}";
 fn sample_nsgfpp(args: SampleArgs) -> Result<()> {
     use nsgf::flows::nsgfpp::NsfSchedule;
     let config = nsgfpp::NsgfppConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?;
-    if config.is_image() {
-        args.refuse_plot("NSGF++")?;
-    } else {
-        args.refuse_image_flags("NSGF++")?;
-    }
-    probe_samples(&args, config.image_shape)?;
+    args.check_kind("NSGF++", config.image_shape)?;
     let steps = match args.nfe {
         None => args.steps(),
         Some(nfe) => {
@@ -820,15 +816,10 @@ fn sample_sjko(args: SampleArgs) -> Result<()> {
         sjko::SjkoConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?.image_shape;
     let what = "an S-JKO run (one generator call per sample)";
     args.refuse(what, &["--steps", "--tol", "--solver", "--part-rows"])?;
-    if image_shape.is_some() {
-        args.refuse_plot("S-JKO")?;
-    } else {
-        args.refuse_image_flags("S-JKO")?;
-    }
+    args.check_kind("S-JKO", image_shape)?;
     if let Some(nfe) = args.nfe.filter(|&nfe| nfe != 1) {
         anyhow::bail!("--nfe {nfe}: {what} has NFE 1; leave --nfe out or pass 1");
     }
-    probe_samples(&args, image_shape)?;
     if let Some(shape) = image_shape {
         let x = nsgf::with_backend!(args.device, |B, dev| {
             let run = sjko::load_run::<B>(&args.run, &dev)?;
@@ -873,12 +864,7 @@ fn sample_sjko(args: SampleArgs) -> Result<()> {
 /// `nsgf sample` on a flow-matching run: `--steps` uniform solver steps (or `--nfe` in all).
 fn sample_cfm(args: SampleArgs) -> Result<()> {
     let config = cfm::CfmConfig::load(&args.run.join(nsgf::train::checkpoint::CONFIG_FILE))?;
-    if config.is_image() {
-        args.refuse_plot("flow-matching")?;
-    } else {
-        args.refuse_image_flags("flow-matching")?;
-    }
-    probe_samples(&args, config.image_shape)?;
+    args.check_kind("flow-matching", config.image_shape)?;
     let per = args.solver().nfe_per_step();
     let steps = fixed_steps(&args)?;
     let key = draw_key(&args, "cfm")?;

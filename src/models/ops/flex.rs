@@ -110,7 +110,7 @@ fn same_dtype(ts: &[&FlexTensor]) -> Option<DType> {
 impl NnKernels for Flex {
     fn nn_cat_channels(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         let ([n, ca, h, w], [nb, cb, hb, wb]) = (dims::<4>(&a), dims::<4>(&b));
-        let fits = (n, h, w) == (nb, hb, wb) && n * ca * cb * h * w > 0;
+        let fits = (n, h, w) == (nb, hb, wb) && [n, ca, cb, h, w].iter().all(|&d| d > 0);
         by_dtype!(same_dtype(&[&a, &b]).filter(|_| fits), T => {
             let (a, b) = (contig(&a), contig(&b));
             let (la, lb) = (ca * h * w, cb * h * w);
