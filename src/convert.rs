@@ -19,6 +19,17 @@ pub fn rows_to_tensor<B: Backend>(
     Tensor::from_data(TensorData::new(data, [n, d]), device)
 }
 
+/// The unit roundoff `u` of a float dtype (half its machine epsilon: the largest relative
+/// rounding error of one operation); f32's for any other dtype.
+pub fn unit_roundoff(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => f64::EPSILON / 2.0,
+        DType::F16 => 2f64.powi(-11),
+        DType::BF16 => 2f64.powi(-8),
+        _ => f64::from(f32::EPSILON) / 2.0,
+    }
+}
+
 /// Downloads a tensor's elements as f64 (row-major).
 pub fn to_f64_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f64>> {
     t.into_data()

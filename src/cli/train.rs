@@ -392,8 +392,10 @@ impl SampleArgs {
         };
         let bad: Vec<String> = flags
             .iter()
-            .filter(|f| flag(f).0)
-            .map(|f| format!("{f} ({})", flag(f).1))
+            .filter_map(|f| {
+                let (given, why) = flag(f);
+                given.then(|| format!("{f} ({why})"))
+            })
             .collect();
         match bad.as_slice() {
             [] => Ok(()),
@@ -429,7 +431,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         &["--tol", "--batch", "--part-rows", "--grid"],
     )?;
     let steps = fixed_steps(&args)?;
-    probe_memory(args.n, 2, TOY_COPIES)?;
+    probe_samples(&args, None)?;
     let (samples, path, nfe, problem) = nsgf::with_backend!(args.device, |B, dev| {
         let run = toy::load_run::<B>(&args.run, &dev)?;
         let (x, path, nfe) = toy::sample(&run, args.n, steps, args.solver(), args.seed, &dev)?;
@@ -783,7 +785,7 @@ fn sample_wgf(args: SampleArgs) -> Result<()> {
             "--grid",
         ],
     )?;
-    probe_memory(args.n, 2, TOY_COPIES)?;
+    probe_samples(&args, None)?;
     let (x, path, problem, k) = nsgf::with_backend!(args.device, |B, dev| {
         let run = wgf::load_run::<B>(&args.run, &dev)?;
         if let Some(nfe) = args.nfe.filter(|&nfe| nfe != run.steps()) {

@@ -261,12 +261,7 @@ pub fn integrate_adaptive_rows<B: Backend>(
     }
     // A tolerance below the unit roundoff of the states' dtype cannot be met (and an atol
     // that underflows in it made the error estimate 0/0 = NaN).
-    let unit = match x0.dtype() {
-        burn::tensor::DType::F64 => f64::EPSILON / 2.0,
-        burn::tensor::DType::F16 => 2f64.powi(-11),
-        burn::tensor::DType::BF16 => 2f64.powi(-8),
-        _ => f64::from(f32::EPSILON) / 2.0,
-    };
+    let unit = crate::convert::unit_roundoff(x0.dtype());
     if tol.atol < unit {
         return Err(NsgfError::Param(format!(
             "adaptive solver: tolerance {:e} is below what {:?} states can resolve (unit \

@@ -133,12 +133,7 @@ pub const MAX_EPS_ROUNDING: f64 = 1e-4;
 /// f64: `blur ≲ 2·10⁶·D`). In that regime the Sinkhorn divergence is already its `ε → ∞`
 /// limit `½|mean x − mean y|²` (the energy-distance MMD of the cost).
 pub fn check_eps_scale(blur: f64, diameter: f64, dtype: DType) -> Result<()> {
-    let u = match dtype {
-        DType::F64 => f64::EPSILON / 2.0,
-        DType::F16 => 2f64.powi(-11),
-        DType::BF16 => 2f64.powi(-8),
-        _ => f64::from(f32::EPSILON) / 2.0,
-    };
+    let u = crate::convert::unit_roundoff(dtype);
     let (eps, cost) = (blur * blur, diameter * diameter / 2.0);
     if cost > 0.0 && eps * u > MAX_EPS_ROUNDING * cost {
         return Err(NsgfError::Param(format!(

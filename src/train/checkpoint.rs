@@ -64,7 +64,7 @@ pub fn refuse_shortening(dir: &Path, steps: usize) -> Result<()> {
     }
 }
 
-/// Rewrites MessagePack bytes with every map's entries/// Rewrites MessagePack bytes with every map's entries in sorted key order (burn records keep
+/// Rewrites MessagePack bytes with every map's entries in sorted key order (burn records keep
 /// the Adam state in a `HashMap`, whose order changes from run to run); readers are unaffected.
 pub fn canonical_msgpack(bytes: &[u8]) -> Result<Vec<u8>> {
     fn sort(v: &mut rmpv::Value) {
